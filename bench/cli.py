@@ -1,0 +1,256 @@
+"""Command line: parse arguments, call one function per subcommand, map errors to exit codes.
+
+Exit codes: 0 success; 1 a check failed (``bench check``) or an internal error;
+2 bad input (one-line message, no traceback; ``--debug`` shows it); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from bench.errors import BenchError
+
+EPILOG = """examples:
+  bench run --optimizers sgd,rmsprop,adam
+  bench run celeba --data ~/data/img_align_celeba.zip --seeds 0,1,2
+  bench run smoke --optimizers "sgd:learning_rate=0.01,momentum=0.5,adam" --steps 50 --quiet
+  bench run --resume results/faces/20261123-141500
+  bench list
+"""
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 (argparse prints the whole usage)."""
+
+    def error(self, message: str):  # noqa: D401
+        raise BenchError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bench", description="Compare optimizers on GAN training: paired, reproducible runs.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="train the GAN once per optimizer and seed, log losses to CSV",
+                       description="Train the same GAN once per (optimizer, seed), everything else fixed, and write "
+                                   "results/<experiment>/<run-id>/. Options override the experiment file; the effective "
+                                   "configuration is saved with the run.")
+    r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; default: faces")
+    r.add_argument("--optimizers", metavar="SPEC",
+                   help='comma-separated optimizers, each optionally with hyper-parameters: '
+                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '
+                        'generator.KEY / discriminator.KEY set one network. Default: the experiment\'s list')
+    r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
+    r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
+    r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")
+    r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
+    r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
+    r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
+    r.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: all cores)")
+    xla = r.add_mutually_exclusive_group()
+    xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="compile the step with XLA (default)")
+    xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
+    r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")
+    r.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the unfinished runs of RUN_DIR from their checkpoints")
+    r.add_argument("--fresh", action="store_true", help="always start a new run folder (default: an interrupted run "
+                                                        "with the identical configuration is resumed)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+# ------------------------------------------------------------------ commands
+
+
+def _effective_experiment(args):
+    from bench import config, optimizers
+
+    path = config.resolve_experiment_path(args.experiment)
+    raw = config.load_raw(path)
+    data = raw.setdefault("data", {})
+    train = raw.setdefault("train", {})
+    if not isinstance(data, dict) or not isinstance(train, dict):
+        raise BenchError(f"{path}: [data] and [train] must be tables")
+    for key, value in (("path", args.data), ("source", args.dataset), ("limit", args.limit)):
+        if value is not None:
+            data[key] = str(Path(value).expanduser().resolve()) if key == "path" else value
+    for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("threads", args.threads),
+                       ("jit_compile", args.xla)):
+        if value is not None:
+            train[key] = value
+    if args.seeds is not None:
+        raw["seeds"] = list(args.seeds)
+    for assignment in args.set:
+        config.apply_override(raw, assignment)
+    exp = config.experiment_from_dict(raw, str(path))
+    if args.optimizers is not None:
+        exp = type(exp)(**{**exp.__dict__, "optimizers": optimizers.merge_inline(exp.optimizers, args.optimizers)})
+    return exp
+
+
+def _find_resumable(out: Path, exp) -> Path | None:
+    """The newest run folder of ``exp`` with the identical configuration that did not finish."""
+    import fcntl
+    import json
+
+    folder = out / exp.name
+    if not folder.is_dir():
+        return None
+    want = exp.to_dict()
+    for run_dir in sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True):
+        try:
+            m = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if m.get("status") in ("running", "interrupted") and m.get("config") == want:
+            try:  # still being written by a live process?
+                with open(run_dir / ".lock", "a+") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            except OSError:
+                continue
+            return run_dir
+    return None
+
+
+def cmd_run(args) -> int:
+    from bench import config, results, runner
+
+    opts = runner.RunOptions(quiet=args.quiet)
+    if args.resume is not None:
+        run_dir = args.resume
+        changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
+                                                        "limit", "threads", "xla") if getattr(args, k) is not None]
+        if changed or args.set:
+            raise BenchError(f"--resume continues a run exactly as it was configured; drop {', '.join(changed or ['--set'])}")
+        manifest = results.read_json(run_dir / results.MANIFEST)
+        if "config" not in manifest:
+            raise BenchError(f"{run_dir}: manifest has no configuration; not a bench run folder")
+        exp = config.experiment_from_dict(manifest["config"], f"{run_dir}/manifest.json")
+        if args.experiment is not None:
+            asked = config.experiment_from_dict(config.load_raw(config.resolve_experiment_path(args.experiment)), args.experiment)
+            if asked.name != exp.name:
+                raise BenchError(f"{run_dir} is a run of experiment '{exp.name}', not '{asked.name}'")
+        results.ensure_writable(run_dir)
+    else:
+        exp = _effective_experiment(args)
+        results.ensure_writable(args.out)
+        run_dir = None if args.fresh else _find_resumable(args.out, exp)
+        if run_dir is not None:
+            manifest = results.read_json(run_dir / results.MANIFEST)
+            print(f"resuming the interrupted run with the same configuration: {run_dir} (--fresh starts anew)",
+                  file=sys.stderr)
+        else:
+            from bench import optimizers
+
+            optimizers.validate(exp.optimizers)  # fail before creating anything
+            manifest = None
+            run_dir = results.new_run_dir(args.out, exp.name)
+    with results.run_lock(run_dir):
+        final = runner.execute(exp, run_dir, opts, manifest)
+    _print_summary(final, run_dir)
+    return 0
+
+
+def _print_summary(manifest: dict, run_dir: Path) -> None:
+    import pandas as pd
+
+    from bench.results import RunFiles
+
+    rows = []
+    for name, rec in manifest["runs"].items():
+        f = RunFiles.of(run_dir, rec["optimizer"], rec["seed"]).metrics
+        df = pd.read_csv(f)
+        tail = df.iloc[-max(1, len(df) // 10):]
+        rows.append({"run": name, "status": rec["status"] + (f"@{rec['diverged_at']}" if rec.get("diverged_at") else ""),
+                     "D-real": tail.d_loss_real.mean(), "D-fake": tail.d_loss_fake.mean(), "G": tail.g_loss.mean(),
+                     "ms/step": 1000 * df.step_seconds.iloc[1:].median() if len(df) > 1 else float("nan")})
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    print(f"\n{manifest['experiment']}: data {manifest['data']['source']}\n"
+          f"mean losses over the last 10% of steps:\n{table}\n\nresults: {run_dir}")
+
+
+def cmd_list(args) -> int:
+    from bench import config, data, optimizers
+
+    print("experiments (bench run NAME):")
+    for name in config.experiment_names():
+        raw = config.load_raw(config.EXPERIMENTS_DIR / f"{name}.toml")
+        print(f"  {name:<12} {raw.get('description', '')}")
+    print("\ndatasets ([data] source = NAME, or --dataset NAME):")
+    for name, (_, desc) in data.DATASETS.items():
+        print(f"  {name:<12} {desc}")
+    print("\noptimizers (--optimizers NAME[:key=value,...]); hyper-parameters and Keras defaults:")
+    for name in optimizers.registry():
+        hp = optimizers.hyperparameters(name)
+        shown = ", ".join(f"{k}={v}" for k, v in hp.items() if k not in optimizers.COMMON_HYPERPARAMETERS)
+        print(f"  {name:<12} {shown}")
+    print(f"  (all also take: {', '.join(sorted(optimizers.COMMON_HYPERPARAMETERS))})")
+    return 0
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except BenchError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"bench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"bench: internal error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

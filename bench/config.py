@@ -1,0 +1,321 @@
+"""Experiment configuration: frozen dataclasses loaded from ``experiments/*.toml``.
+
+Every table and key is checked against the dataclass fields, so a typo is a one-line
+error that names the closest valid key instead of a silently ignored setting.
+The same validator loads the effective configuration back from a run's manifest
+(``--resume``), so what is saved is exactly what can be re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+DEFAULT_EXPERIMENT = "faces"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "faces"  # a name in bench.data.DATASETS
+    path: str = ""  # folder, zip or .npz; empty for bundled sources
+    image_size: tuple[int, int] = (25, 25)  # (height, width) the model sees
+    channels: int = 1  # 1 grey, 3 RGB; images are converted, never guessed per file
+    crop: int = 0  # centre crop (square side, source pixels) before resizing; 0 = none
+    limit: int = 0  # use the first N images in sorted order; 0 = all
+    resample: str = "bilinear"  # Pillow filter for resizing
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    latent_dim: int = 100
+    g_widths: tuple[int, ...] = (256, 512, 1024)
+    d_widths: tuple[int, ...] = (512, 256)
+    leaky_slope: float = 0.2
+    bn_momentum: float = 0.8  # the classic GAN's value (Keras default is 0.99)
+    d_dropout: float = 0.0  # dropout after each hidden layer of D (MNIST tutorial: 0.3)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 32  # D sees half real, half fake; G sees a full batch
+    steps: int = 5000
+    sample_every: int = 200
+    sample_count: int = 25  # fixed latents drawn once, identical for every optimizer and seed
+    sample_seed: int = 1234
+    checkpoint_every: int = 500
+    real_label: float = 1.0  # 0.9 = one-sided label smoothing
+    jit_compile: bool = True  # XLA: measured faster on CPU; part of the run's identity
+    threads: int = 0  # intra-op threads; 0 = every core this process may use
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer entry: ``label`` names the run, ``name`` the Keras class."""
+
+    label: str
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    generator: Mapping[str, Any] = field(default_factory=dict)  # overrides for G only
+    discriminator: Mapping[str, Any] = field(default_factory=dict)  # overrides for D only
+
+    def params_for(self, network: str) -> dict[str, Any]:
+        extra = self.generator if network == "generator" else self.discriminator
+        return {**self.params, **extra}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str = ""
+    seeds: tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optimizers: tuple[OptimizerSpec, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["optimizers"] = {
+            o.label: {"type": o.name, **dict(o.params),
+                      **({"generator": dict(o.generator)} if o.generator else {}),
+                      **({"discriminator": dict(o.discriminator)} if o.discriminator else {})}
+            for o in self.optimizers
+        }
+        return _plain(d)
+
+    def identity(self) -> str:
+        """Hash of everything that changes the per-step values of a run.
+
+        Step count, intervals and seeds are left out: a 200-step run and the first
+        200 steps of a 5000-step run are the same numbers.
+        """
+        d = self.to_dict()
+        for k in ("steps", "checkpoint_every", "sample_every"):
+            d["train"].pop(k)
+        for k in ("name", "description", "seeds"):
+            d.pop(k)
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def optimizer(self, label: str) -> OptimizerSpec:
+        for o in self.optimizers:
+            if o.label == label:
+                return o
+        raise KeyError(label)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _suggest(key: str, valid: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a type hint; return it in the dataclass's own type."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, (list, tuple)):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_coerce(v, args[0], where) for v in value)
+            if len(value) == len(args):
+                return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    elif origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(hint):
+            try:
+                return _coerce(value, a, where)
+            except BenchError:
+                pass
+    else:  # Mapping and anything untyped
+        return value
+    raise BenchError(f"{where}: expected {_type_name(hint)}, got {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        return f"a list of {len(args)} {_type_name(args[0])}s"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise BenchError(f"{where}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in table.items():
+        if key not in names:
+            raise BenchError(f"{where}: unknown key '{key}'{_suggest(key, names)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _positive(where: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise BenchError(f"{where} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _check(exp: Experiment) -> None:
+    t, m, d = exp.train, exp.model, exp.data
+    _positive("train.batch_size", t.batch_size)
+    if t.batch_size < 2 or t.batch_size % 2:
+        raise BenchError(f"train.batch_size must be an even number >= 2 (D sees half real, half fake), got {t.batch_size}")
+    _positive("train.steps", t.steps)
+    _positive("train.sample_every", t.sample_every)
+    _positive("train.sample_count", t.sample_count)
+    _positive("train.checkpoint_every", t.checkpoint_every)
+    _positive("train.threads", t.threads, allow_zero=True)
+    if not 0 < t.real_label <= 1:
+        raise BenchError(f"train.real_label must be in (0, 1], got {t.real_label}")
+    _positive("model.latent_dim", m.latent_dim)
+    for name, widths in (("model.g_widths", m.g_widths), ("model.d_widths", m.d_widths)):
+        if not widths or any(w <= 0 for w in widths):
+            raise BenchError(f"{name} must be a non-empty list of positive integers, got {list(widths)}")
+    if not 0 <= m.d_dropout < 1:
+        raise BenchError(f"model.d_dropout must be in [0, 1), got {m.d_dropout}")
+    if min(d.image_size) <= 0:
+        raise BenchError(f"data.image_size must be two positive integers, got {list(d.image_size)}")
+    if d.channels not in (1, 3):
+        raise BenchError(f"data.channels must be 1 or 3, got {d.channels}")
+    _positive("data.crop", d.crop, allow_zero=True)
+    _positive("data.limit", d.limit, allow_zero=True)
+    if not exp.seeds:
+        raise BenchError("seeds: give at least one seed")
+    if any(s < 0 for s in exp.seeds):
+        raise BenchError(f"seeds must be >= 0, got {list(exp.seeds)}")
+    if len(set(exp.seeds)) != len(exp.seeds):
+        raise BenchError(f"seeds: each seed once, got {list(exp.seeds)}")
+    if not exp.optimizers:
+        raise BenchError("no optimizers: list them under [optimizers.NAME] or pass --optimizers")
+
+
+_OPT_RESERVED = ("type", "generator", "discriminator")
+
+
+def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
+    if not isinstance(table, Mapping):
+        raise BenchError(f"{where}: expected a table of hyper-parameters, got {table!r}")
+    name = table.get("type", label)
+    if not isinstance(name, str):
+        raise BenchError(f"{where}.type: expected a string, got {name!r}")
+    params = {k: v for k, v in table.items() if k not in _OPT_RESERVED}
+    nets = {}
+    for net in ("generator", "discriminator"):
+        sub = table.get(net, {})
+        if not isinstance(sub, Mapping):
+            raise BenchError(f"{where}.{net}: expected a table of hyper-parameters, got {sub!r}")
+        nets[net] = dict(sub)
+    for k, v in [*params.items(), *nets["generator"].items(), *nets["discriminator"].items()]:
+        if isinstance(v, (Mapping, list)):
+            raise BenchError(f"{where}.{k}: a hyper-parameter must be a number, string or true/false, got {v!r}")
+    return OptimizerSpec(label=label, name=name.lower(), params=params, **nets)
+
+
+def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
+    """Validate a parsed TOML/JSON document into an :class:`Experiment`."""
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    top = {"name", "description", "seeds", "optimizers", *sections}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in top:
+            raise BenchError(f"{where}: unknown key '{key}'{_suggest(key, top)}")
+        if key in sections:
+            kwargs[key] = _build(sections[key], value, f"{where} [{key}]")
+        elif key == "optimizers":
+            if not isinstance(value, Mapping):
+                raise BenchError(f"{where} [optimizers]: expected tables like [optimizers.adam]")
+            kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where} [optimizers.{lbl}]") for lbl, t in value.items())
+        elif key == "seeds":
+            kwargs[key] = _coerce(value, tuple[int, ...], f"{where}: seeds")
+        else:
+            kwargs[key] = _coerce(value, str, f"{where}: {key}")
+    kwargs.setdefault("name", "experiment")
+    exp = Experiment(**kwargs)
+    _check(exp)
+    return exp
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.toml"))
+
+
+def resolve_experiment_path(name_or_path: str | None) -> Path:
+    """An experiment is a shipped name (``faces``) or a path to a TOML file."""
+    name_or_path = name_or_path or DEFAULT_EXPERIMENT
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise BenchError(f"experiment file not found: {p}")
+        return p
+    shipped = EXPERIMENTS_DIR / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    names = experiment_names()
+    raise BenchError(f"unknown experiment '{name_or_path}'{_suggest(name_or_path, names)}; known: {', '.join(names)}")
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise BenchError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise BenchError(f"{path}: cannot read: {e.strerror}") from None
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``section.key=value`` (value parsed as TOML, else taken as a string)."""
+    key, sep, value = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise BenchError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. train.batch_size=64")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise BenchError(f"--set {assignment!r}: '{p}' is not a table")
+    node[parts[-1]] = parsed

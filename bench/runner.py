@@ -1,0 +1,227 @@
+"""Orchestrates one ``bench run``: data, then every (optimizer, seed) pair, into one run folder.
+
+This is the only module that joins training (``train``) to files (``results``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import results
+from bench.config import Experiment
+from bench.errors import BenchError
+from bench.results import RunFiles
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("bench", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pillow", "scikit-image"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git() -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", "-C", str(PACKAGE_ROOT), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+
+
+def machine_info(runtime: dict) -> dict:
+    from bench.train import available_cores
+
+    return {"platform": platform.platform(), "cpu": _cpu_model(), "cores": available_cores(),
+            "hostname": platform.node(), **runtime}
+
+
+@dataclass
+class RunOptions:
+    quiet: bool = False
+    command: str = field(default_factory=lambda: shlex.join(["bench", *sys.argv[1:]]))
+
+
+class Progress:
+    """A tqdm bar per (optimizer, seed): step, losses, steps/s. Silent in quiet mode."""
+
+    def __init__(self, label: str, seed: int, total: int, start: int, quiet: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=start, desc=f"{label} seed {seed}", unit="step", disable=quiet,
+                        dynamic_ncols=True, leave=True, file=sys.stderr, mininterval=0.5)
+
+    def __call__(self, step: int, values: np.ndarray) -> None:
+        self.bar.update(1)
+        if step % 25 == 0:
+            self.bar.set_postfix_str(f"D-real {values[0]:.3f}  D-fake {values[1]:.3f}  G {values[2]:.3f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions) -> dict:
+    """Train (or resume) one (optimizer, seed) pair; return its status record."""
+    from bench.train import GanTrainer, LOSSES, run_loop, sample_latents
+
+    files = RunFiles.of(run_dir, label, seed)
+    prior = results.read_json(files.status) if files.status.exists() else {}
+    if prior.get("status") in ("finished", "diverged"):
+        return prior  # never redo a finished run
+
+    trainer = GanTrainer(exp, exp.optimizer(label), images, seed)
+    start, elapsed0 = 0, 0.0
+    ckpt = results.load_checkpoint(files.checkpoint)
+    if ckpt is not None:
+        start, state = ckpt
+        trainer.set_state(state)
+        elapsed0 = float(prior.get("elapsed_at_checkpoint", 0.0))
+    log = results.MetricsLog(files.metrics, label, seed, resume_step=start)
+    z_fixed = sample_latents(exp)
+    record = {"optimizer": label, "type": exp.optimizer(label).name, "seed": seed, "status": "running",
+              "steps_total": exp.train.steps, "steps_done": start, "diverged_at": None,
+              "resumed_from": start or None, "started": prior.get("started", _now())}
+    results.atomic_write_json(files.status, record)
+    t_start = time.perf_counter()
+
+    def elapsed() -> float:
+        return elapsed0 + time.perf_counter() - t_start
+
+    def on_row(step: int, values: np.ndarray, seconds: float) -> None:
+        ok = bool(np.all(np.isfinite(values[: len(LOSSES)])))
+        log.write(step, values, "ok" if ok else "diverged", seconds, elapsed())
+
+    def on_sample(step: int) -> None:
+        results.save_images(files.samples, f"step_{step:06d}", trainer.generate(z_fixed))
+
+    def on_checkpoint(step: int) -> None:
+        results.save_checkpoint(files.checkpoint, step, trainer.get_state())
+        results.atomic_write_json(files.status, {**record, "steps_done": step, "elapsed_at_checkpoint": elapsed()})
+
+    if start == 0:
+        on_sample(0)
+    progress = Progress(label, seed, exp.train.steps, start, opts.quiet)
+    try:
+        out = run_loop(trainer, start, exp.train.steps, on_row, on_sample, on_checkpoint,
+                       exp.train.sample_every, exp.train.checkpoint_every, progress)
+    finally:
+        progress.close()
+        log.close()
+    wall = time.perf_counter() - t_start
+    record.update(status=out.status, steps_done=out.last_step, diverged_at=out.diverged_at, finished=_now(),
+                  train_seconds=round(out.train_seconds, 3), wall_seconds=round(wall, 3),
+                  harness_overhead=round(1 - out.train_seconds / wall, 4) if wall > 0 else None,
+                  elapsed_at_checkpoint=elapsed())
+    results.atomic_write_json(files.status, record)
+    if out.status == "diverged":
+        print(f"! {label} seed {seed} diverged at step {out.diverged_at} (non-finite loss); the other runs go on",
+              file=sys.stderr)
+    return record
+
+
+def check_data_fits(exp: Experiment, n_images: int) -> None:
+    half = exp.train.batch_size // 2
+    if half > n_images:
+        raise BenchError(
+            f"train.batch_size {exp.train.batch_size} needs {half} real images per step but the data has only "
+            f"{n_images}; lower the batch size or add images"
+        )
+
+
+def execute(exp: Experiment, run_dir: Path, opts: RunOptions, manifest: dict | None = None) -> dict:
+    """Run every (optimizer, seed) pair of ``exp`` in ``run_dir``; resume what is unfinished.
+
+    Returns the final manifest. The manifest is rewritten (atomically) after every pair.
+    """
+    from bench import data, optimizers
+    from bench.train import configure_runtime
+
+    optimizers.validate(exp.optimizers)
+    runtime = configure_runtime(exp.train.threads)
+    dataset = data.load(exp.data)
+    check_data_fits(exp, len(dataset.images))
+    say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr))
+    say(f"data: {dataset.source} (cache: {dataset.cache})")
+    say(f"run folder: {run_dir}")
+
+    runtime = {**runtime, "jit_compile": exp.train.jit_compile}
+    manifest = manifest or {}
+    manifest.update({
+        "schema": results.SCHEMA_VERSION,
+        "experiment": exp.name,
+        "run_id": run_dir.name,
+        "identity": exp.identity(),
+        "status": "running",
+        "command": manifest.get("command", opts.command),
+        "commands": [*manifest.get("commands", []), opts.command],
+        "cwd": manifest.get("cwd", str(Path.cwd())),
+        "config": exp.to_dict(),
+        "optimizers": {o.label: {"type": o.name, **optimizers.describe(o)} for o in exp.optimizers},
+        "seeds": list(exp.seeds),
+        "data": dataset.describe(),
+        "machine": machine_info(runtime),
+        "versions": _versions(),
+        "git": _git(),
+        "started": manifest.get("started", _now()),
+        "runs": manifest.get("runs", {}),
+    })
+    if manifest.get("data_sha256_first", dataset.checksum) != dataset.checksum:
+        raise BenchError(f"{run_dir}: the data changed since this run started (image-set checksum differs); start a new run")
+    manifest["data_sha256_first"] = dataset.checksum
+    results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+
+    real = dataset.images[np.random.default_rng([exp.train.sample_seed, 0x8E]).choice(
+        len(dataset.images), size=min(exp.train.sample_count, len(dataset.images)), replace=False)]
+    results.save_images(run_dir, "real", real)
+
+    interrupted = False
+    try:
+        for label in (o.label for o in exp.optimizers):
+            for seed in exp.seeds:
+                rec = _train_one(exp, label, seed, dataset.images, run_dir, opts)
+                manifest["runs"][results.run_name(label, seed)] = rec
+                results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+    except KeyboardInterrupt:
+        interrupted = True
+    states = [r["status"] for r in manifest["runs"].values()]
+    complete = len(states) == len(exp.optimizers) * len(exp.seeds)
+    manifest["status"] = "interrupted" if interrupted or not complete else (
+        "finished" if all(s == "finished" for s in states) else "finished-with-divergence")
+    manifest["finished"] = _now()
+    results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+    if interrupted:
+        raise BenchError(f"interrupted; continue with: bench run --resume {run_dir}", exit_code=130)
+    return manifest

@@ -1,0 +1,216 @@
+"""The compiled GAN training step and the loop around it. Knows nothing of files.
+
+One iteration does what the classic Keras loop does, in one ``tf.function``:
+
+1. D step on a half batch of real images (label ``real_label``);
+2. D step on a half batch of G's images, G in inference mode (label 0);
+3. G step on a full batch of fresh latents, labelled 1 through D; only G's
+   variables are updated (each network has its own optimizer and gradient list,
+   which is what the Keras-2 ``trainable=False`` trick was for).
+
+Every random input of an iteration comes from ``numpy.random.default_rng([seed, step])``:
+the batch indices and both latent draws depend only on the seed and the step number.
+So every optimizer sees the same batches and latents (paired design), and a resumed
+run needs no generator state to continue exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.config import Experiment, OptimizerSpec
+
+# Column order of the values the step returns; the CSV writes them in this order.
+METRICS = (
+    "d_loss_real", "d_loss_fake", "g_loss",
+    "d_acc_real", "d_acc_fake",   # fraction D classifies correctly
+    "d_x", "d_g_z",               # mean D(x) on the real half batch, mean D(G(z)) on the fake half batch
+    "d_grad_norm_real", "d_grad_norm_fake", "g_grad_norm",
+)
+LOSSES = METRICS[:3]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def configure_runtime(threads: int) -> dict:
+    """Fix thread counts and deterministic kernels. Must run before TensorFlow's first op.
+
+    Bits change with the thread count, so the counts are part of a run's identity.
+    """
+    import tensorflow as tf
+
+    intra = threads or available_cores()
+    inter = 1  # one op at a time: this GAN's graph is a chain; parallel branches only add jitter
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # runtime already started in this process (tests): keep what is set
+        intra = tf.config.threading.get_intra_op_parallelism_threads() or intra
+        inter = tf.config.threading.get_inter_op_parallelism_threads() or inter
+    tf.config.experimental.enable_op_determinism()
+    return {"intra_op_threads": intra, "inter_op_threads": inter, "op_determinism": True}
+
+
+def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim: int):
+    """Batch indices and latents of iteration ``step`` (1-based) for ``seed``."""
+    rng = np.random.default_rng([seed, step])
+    half = batch_size // 2
+    idx = rng.integers(0, n_images, size=half, dtype=np.int32)  # with replacement, as the classic loop
+    z_fake = rng.standard_normal((half, latent_dim), dtype=np.float32)
+    z_gen = rng.standard_normal((batch_size, latent_dim), dtype=np.float32)
+    return idx, z_fake, z_gen
+
+
+def sample_latents(exp: Experiment) -> np.ndarray:
+    """The fixed latent batch for sample grids: the same for every optimizer and seed."""
+    rng = np.random.default_rng([exp.train.sample_seed, 0x5A])
+    return rng.standard_normal((exp.train.sample_count, exp.model.latent_dim), dtype=np.float32)
+
+
+class GanTrainer:
+    """G, D, one optimizer each, and the compiled step. Built from (experiment, optimizer, seed)."""
+
+    def __init__(self, exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int):
+        import keras
+        import tensorflow as tf
+
+        from bench import optimizers
+        from bench.models import build_discriminator, build_generator
+
+        self.exp, self.spec, self.seed = exp, spec, seed
+        image_shape = tuple(images.shape[1:])
+        # The seed alone fixes the initial weights: every optimizer starts from the same G and D.
+        keras.utils.set_random_seed(seed)
+        self.generator = build_generator(exp.model, image_shape)
+        self.discriminator = build_discriminator(exp.model, image_shape)
+        self.g_opt = optimizers.build(spec, "generator")
+        self.d_opt = optimizers.build(spec, "discriminator")
+        # Build slots now so a checkpoint can be restored before the first step.
+        self.g_opt.build(self.generator.trainable_variables)
+        self.d_opt.build(self.discriminator.trainable_variables)
+        self.images = tf.constant(images)
+        self.n_images = int(images.shape[0])
+        self._tf = tf
+        self._step = tf.function(self._train_step, jit_compile=exp.train.jit_compile, reduce_retracing=True)
+        self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False)
+
+    @staticmethod
+    def _bce(label: float, logits):
+        import tensorflow as tf
+
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label), logits=logits))
+
+    def _train_step(self, idx, z_fake, z_gen):
+        tf = self._tf
+        G, D = self.generator, self.discriminator
+        d_vars, g_vars = D.trainable_variables, G.trainable_variables
+
+        real = tf.gather(self.images, idx)
+        with tf.GradientTape() as tape:
+            logits_real = D(real, training=True)
+            d_loss_real = self._bce(self.exp.train.real_label, logits_real)
+        grads = tape.gradient(d_loss_real, d_vars)
+        self.d_opt.apply(grads, d_vars)
+        d_norm_real = tf.linalg.global_norm(grads)
+
+        fake = G(z_fake, training=False)
+        with tf.GradientTape() as tape:
+            logits_fake = D(fake, training=True)
+            d_loss_fake = self._bce(0.0, logits_fake)
+        grads = tape.gradient(d_loss_fake, d_vars)
+        self.d_opt.apply(grads, d_vars)
+        d_norm_fake = tf.linalg.global_norm(grads)
+
+        with tf.GradientTape() as tape:
+            logits_gen = D(G(z_gen, training=True), training=True)
+            g_loss = self._bce(1.0, logits_gen)
+        grads = tape.gradient(g_loss, g_vars)
+        self.g_opt.apply(grads, g_vars)
+        g_norm = tf.linalg.global_norm(grads)
+
+        f32 = tf.float32
+        return tf.stack([
+            d_loss_real, d_loss_fake, g_loss,
+            tf.reduce_mean(tf.cast(logits_real > 0, f32)), tf.reduce_mean(tf.cast(logits_fake < 0, f32)),
+            tf.reduce_mean(tf.sigmoid(logits_real)), tf.reduce_mean(tf.sigmoid(logits_fake)),
+            d_norm_real, d_norm_fake, g_norm,
+        ])
+
+    def step(self, step: int) -> np.ndarray:
+        """Run iteration ``step`` (1-based); return the METRICS values as float64."""
+        idx, z_fake, z_gen = step_inputs(self.seed, step, self.n_images, self.exp.train.batch_size, self.exp.model.latent_dim)
+        return self._step(idx, z_fake, z_gen).numpy().astype(np.float64)
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        return self._generate(z).numpy()
+
+    # --- state, for checkpoints: every variable of both networks and both optimizers, in a fixed order
+    def _variables(self) -> list:
+        return [*self.generator.variables, *self.discriminator.variables, *self.g_opt.variables, *self.d_opt.variables]
+
+    def get_state(self) -> list[np.ndarray]:
+        return [np.asarray(v.numpy()) for v in self._variables()]
+
+    def set_state(self, values: list[np.ndarray]) -> None:
+        variables = self._variables()
+        if len(values) != len(variables):
+            raise ValueError(f"checkpoint holds {len(values)} arrays, model needs {len(variables)}")
+        for var, val in zip(variables, values, strict=True):
+            if tuple(var.shape) != tuple(val.shape):
+                raise ValueError(f"checkpoint array for {var.path} has shape {val.shape}, expected {tuple(var.shape)}")
+            var.assign(val)
+
+
+@dataclass
+class LoopResult:
+    status: str  # "finished" or "diverged"
+    last_step: int
+    diverged_at: int | None = None
+    train_seconds: float = 0.0  # time inside the compiled step only
+
+
+Callback = Callable[..., None]
+
+
+def run_loop(
+    trainer: GanTrainer,
+    start_step: int,
+    steps: int,
+    on_row: Callable[[int, np.ndarray, float], None],
+    on_sample: Callable[[int], None],
+    on_checkpoint: Callable[[int], None],
+    sample_every: int,
+    checkpoint_every: int,
+    progress=None,
+) -> LoopResult:
+    """Iterations ``start_step + 1 .. steps``; stops at the first non-finite loss.
+
+    ``on_row(step, values, step_seconds)`` gets every iteration; ``on_sample(step)`` and
+    ``on_checkpoint(step)`` fire at their intervals and at the last step.
+    """
+    train_seconds = 0.0
+    for step in range(start_step + 1, steps + 1):
+        t0 = time.perf_counter()
+        values = trainer.step(step)
+        dt = time.perf_counter() - t0
+        train_seconds += dt
+        on_row(step, values, dt)
+        if progress is not None:
+            progress(step, values)
+        if not np.all(np.isfinite(values[: len(LOSSES)])):
+            return LoopResult("diverged", step, step, train_seconds)
+        if step % sample_every == 0 or step == steps:
+            on_sample(step)
+        if step % checkpoint_every == 0 or step == steps:
+            on_checkpoint(step)
+    return LoopResult("finished", steps, None, train_seconds)
