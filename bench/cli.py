@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -147,7 +148,7 @@ def _find_resumable(out: Path, exp) -> Path | None:
 def cmd_run(args) -> int:
     from bench import config, results, runner
 
-    opts = runner.RunOptions(quiet=args.quiet)
+    opts = runner.RunOptions(quiet=args.quiet, command=shlex.join(["bench", *args.argv]))
     if args.resume is not None:
         run_dir = args.resume
         changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
@@ -163,6 +164,7 @@ def cmd_run(args) -> int:
             if asked.name != exp.name:
                 raise BenchError(f"{run_dir} is a run of experiment '{exp.name}', not '{asked.name}'")
         results.ensure_writable(run_dir)
+        prepared = runner.prepare(exp)
     else:
         exp = _effective_experiment(args)
         results.ensure_writable(args.out)
@@ -172,13 +174,12 @@ def cmd_run(args) -> int:
             print(f"resuming the interrupted run with the same configuration: {run_dir} (--fresh starts anew)",
                   file=sys.stderr)
         else:
-            from bench import optimizers
-
-            optimizers.validate(exp.optimizers)  # fail before creating anything
             manifest = None
+        prepared = runner.prepare(exp)  # every check that can fail runs before a folder is made
+        if run_dir is None:
             run_dir = results.new_run_dir(args.out, exp.name)
     with results.run_lock(run_dir):
-        final = runner.execute(exp, run_dir, opts, manifest)
+        final = runner.execute(exp, run_dir, opts, prepared, manifest)
     _print_summary(final, run_dir)
     return 0
 
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(argv)  # recorded verbatim in the manifest, to reproduce the run
         if args.command is None:
             parser.print_help()
             return 2

@@ -257,11 +257,11 @@ def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
         if key not in top:
             raise BenchError(f"{where}: unknown key '{key}'{_suggest(key, top)}")
         if key in sections:
-            kwargs[key] = _build(sections[key], value, f"{where} [{key}]")
+            kwargs[key] = _build(sections[key], value, f"{where}: {key}")
         elif key == "optimizers":
             if not isinstance(value, Mapping):
-                raise BenchError(f"{where} [optimizers]: expected tables like [optimizers.adam]")
-            kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where} [optimizers.{lbl}]") for lbl, t in value.items())
+                raise BenchError(f"{where}: optimizers: expected tables like [optimizers.adam]")
+            kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where}: optimizers.{lbl}") for lbl, t in value.items())
         elif key == "seeds":
             kwargs[key] = _coerce(value, tuple[int, ...], f"{where}: seeds")
         else:

@@ -31,8 +31,13 @@ def _now() -> str:
 def _versions() -> dict:
     import importlib.metadata as md
 
-    out = {"python": platform.python_version()}
-    for pkg in ("bench", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pillow", "scikit-image"):
+    import keras
+    import tensorflow as tf
+
+    # Module versions, not distribution names: tensorflow may be installed as tensorflow-cpu.
+    out = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+           "numpy": np.__version__}
+    for pkg in ("bench", "pillow", "scikit-image", "pandas"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -72,7 +77,7 @@ def machine_info(runtime: dict) -> dict:
 @dataclass
 class RunOptions:
     quiet: bool = False
-    command: str = field(default_factory=lambda: shlex.join(["bench", *sys.argv[1:]]))
+    command: str = field(default_factory=lambda: shlex.join(["bench", *sys.argv[1:]]))  # as typed
 
 
 class Progress:
@@ -161,11 +166,15 @@ def check_data_fits(exp: Experiment, n_images: int) -> None:
         )
 
 
-def execute(exp: Experiment, run_dir: Path, opts: RunOptions, manifest: dict | None = None) -> dict:
-    """Run every (optimizer, seed) pair of ``exp`` in ``run_dir``; resume what is unfinished.
+@dataclass
+class Prepared:
+    """Everything checked and loaded before a run folder is created, so bad input leaves no trace."""
 
-    Returns the final manifest. The manifest is rewritten (atomically) after every pair.
-    """
+    dataset: object
+    runtime: dict
+
+
+def prepare(exp: Experiment) -> Prepared:
     from bench import data, optimizers
     from bench.train import configure_runtime
 
@@ -173,8 +182,20 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, manifest: dict | N
     runtime = configure_runtime(exp.train.threads)
     dataset = data.load(exp.data)
     check_data_fits(exp, len(dataset.images))
+    return Prepared(dataset, runtime)
+
+
+def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared, manifest: dict | None = None) -> dict:
+    """Run every (optimizer, seed) pair of ``exp`` in ``run_dir``; resume what is unfinished.
+
+    Returns the final manifest. The manifest is rewritten (atomically) after every pair.
+    """
+    from bench import optimizers
+
+    dataset, runtime = prepared.dataset, prepared.runtime
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr))
-    say(f"data: {dataset.source} (cache: {dataset.cache})")
+    n, h, w, c = dataset.images.shape
+    say(f"data: {dataset.source}; {n} images at {h}x{w}x{c} (decode cache: {dataset.cache})")
     say(f"run folder: {run_dir}")
 
     runtime = {**runtime, "jit_compile": exp.train.jit_compile}

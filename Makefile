@@ -1,0 +1,30 @@
+# Two entry points for a fresh clone; each installs what it needs into .venv first.
+#   make run    train the default experiment (bundled faces) under sgd, rmsprop and adam
+#   make test   the test suite, then the smoke experiment checked against its committed baseline
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/bench run --optimizers sgd,rmsprop,adam
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check bench tests
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-only --benchmark-enable
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -1,0 +1,85 @@
+"""Shared fixtures: an in-process CLI runner, CelebA-layout folders/zips, CSV comparison."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Never touch the user's ~/.cache/bench from tests.
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``bench ARGS`` in this process; returns exit code and captured output."""
+    from bench.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return CliResult(code, cap.out, cap.err)
+
+    return run
+
+
+def only_run_dir(out: Path, experiment: str) -> Path:
+    dirs = [p for p in (out / experiment).iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read_values(csv: Path) -> pd.DataFrame:
+    """A run's CSV without its timing columns: what must be identical between runs."""
+    from bench.results import TIMING_COLUMNS
+
+    return pd.read_csv(csv).drop(columns=list(TIMING_COLUMNS))
+
+
+def make_celeba_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` random 178x218 JPEGs named like CelebA (000001.jpg ...)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(1, n + 1):
+        # smooth colour blobs, so JPEG round-trips are stable and crops differ from image to image
+        base = rng.integers(0, 256, size=(7, 6, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((178, 218), Image.Resampling.BILINEAR)
+        p = folder / f"{i:06d}.jpg"
+        img.save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def celeba_dir(tmp_path) -> Path:
+    root = tmp_path / "celeba"
+    make_celeba_jpegs(root / "img_align_celeba", 12)
+    (root / "list_eval_partition.txt").write_text("".join(f"{i:06d}.jpg 0\n" for i in range(1, 13)))
+    return root
+
+
+def zip_folder(folder: Path, zip_path: Path, arc_prefix: str) -> Path:
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"{arc_prefix}/{p.name}")
+    return zip_path

@@ -1,0 +1,114 @@
+"""Every bad input: one-line message, non-zero exit, no traceback, earlier results untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_celeba_jpegs, only_run_dir
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """A results folder holding one finished run, which no bad command may touch."""
+    from bench.cli import main
+
+    out = tmp_path_factory.mktemp("earlier")
+    assert main(["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "3", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "broken.toml").write_text("[train\nsteps = 3\n")
+    (d / "typo.toml").write_text("[train]\nbatch_sise = 32\n")
+    (d / "wrongtype.toml").write_text('[train]\nsteps = "many"\n')
+    (d / "badtop.toml").write_text('[optimisers.adam]\nlearning_rate = 0.1\n')
+    (d / "empty").mkdir()
+    (d / "junk").mkdir()
+    (d / "junk" / "x.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    make_celeba_jpegs(d / "celeba" / "img_align_celeba", 4)
+    (d / "afile").write_text("a file where a folder should be")
+    return d
+
+
+CASES = [
+    # (id, args, expected message fragment)
+    ("unknown optimizer", ["--optimizers", "sgd,adamm"], "unknown optimizer 'adamm' (did you mean 'adam'?)"),
+    ("unknown hyper-parameter", ["--optimizers", "adam:lr=0.1"], "unknown hyper-parameter 'lr' (Keras 3 calls it 'learning_rate')"),
+    ("hyper-parameter typo", ["--optimizers", "sgd:momentun=0.9"], "unknown hyper-parameter 'momentun' (did you mean 'momentum'?)"),
+    ("non-numeric hyper-parameter", ["--optimizers", "adam:learning_rate=fast"], "is not a number"),
+    ("optimizer twice", ["--optimizers", "adam,adam"], "listed twice"),
+    ("dangling key=value", ["--optimizers", "learning_rate=0.1"], "comes before any optimizer name"),
+    ("unknown dataset", ["--dataset", "celebb"], "unknown dataset 'celebb' (did you mean 'celeba'?)"),
+    ("unknown experiment", ["EXP:facs"], "unknown experiment 'facs' (did you mean 'faces'?)"),
+    ("experiment file missing", ["EXP:{inputs}/nothere.toml"], "experiment file not found"),
+    ("malformed TOML", ["EXP:{inputs}/broken.toml"], "not valid TOML"),
+    ("unknown key", ["EXP:{inputs}/typo.toml"], "unknown key 'batch_sise' (did you mean 'batch_size'?)"),
+    ("wrong type", ["EXP:{inputs}/wrongtype.toml"], "train.steps: expected an integer, got 'many'"),
+    ("unknown table", ["EXP:{inputs}/badtop.toml"], "unknown key 'optimisers' (did you mean 'optimizers'?)"),
+    ("bad --set", ["--set", "trainsteps"], "expected SECTION.KEY=VALUE"),
+    ("bad --set key", ["--set", "train.stepz=3"], "unknown key 'stepz' (did you mean 'steps'?)"),
+    ("missing data path", ["EXP:celeba", "--data", "{inputs}/nope"], "data path not found"),
+    ("celeba without --data", ["EXP:celeba"], "needs --data"),
+    ("empty folder", ["--dataset", "folder", "--data", "{inputs}/empty"], "no image files"),
+    ("no decodable image", ["--dataset", "folder", "--data", "{inputs}/junk"], "no decodable image"),
+    ("limit above data", ["EXP:celeba", "--data", "{inputs}/celeba", "--limit", "50"], "only 4 decodable images"),
+    ("image larger than data", ["--set", "data.image_size=[64,64]"], "larger than the source images"),
+    ("crop larger than data", ["--set", "data.crop=30"], "larger than image"),
+    ("batch larger than data", ["--batch-size", "300"], "needs 150 real images per step"),
+    ("odd batch", ["--batch-size", "15"], "even number"),
+    ("zero steps", ["--steps", "0"], "expected a positive integer"),
+    ("bad seeds", ["--seeds", "a,b"], "expected comma-separated integers"),
+    ("negative seed", ["--set", "seeds=[-1]"], "seeds must be >= 0"),
+    ("results not writable", ["OUT:{inputs}/afile/results"], "cannot write"),
+    ("resume non-run folder", ["--resume", "{inputs}/empty"], "manifest.json: not found"),
+    ("resume other experiment", ["EXP:faces", "--resume", "RUN"], "is a run of experiment 'smoke', not 'faces'"),
+    ("resume with changed option", ["--resume", "RUN", "--steps", "9"], "drop --steps"),
+    ("unknown option", ["--optimiser", "adam"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_one_line_nonzero_nothing_lost(cli, earlier, inputs, args, fragment):
+    before = _snapshot(earlier)
+    run_dir = only_run_dir(earlier, "smoke")
+    experiment, out, rest = "smoke", str(earlier), []
+    for a in args:
+        a = a.format(inputs=inputs).replace("RUN", str(run_dir)) if a != "RUN" else str(run_dir)
+        if a.startswith("EXP:"):
+            experiment = a[4:]
+        elif a.startswith("OUT:"):
+            out = a[4:]
+        else:
+            rest.append(a)
+    argv = ["run", *([] if "--resume" in rest and experiment == "smoke" else [experiment]), *rest, "--quiet", "--out", out]
+    r = cli(*argv)
+    assert r.code == 2, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("bench: error: ") and "Traceback" not in r.err
+    assert fragment in lines[0]
+    assert _snapshot(earlier) == before  # nothing written, nothing lost
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("bench")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    r = subprocess.run([str(exe), "run", "--optimizers", "adamm", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("bench:")]
+    assert errors == ["bench: error: unknown optimizer 'adamm' (did you mean 'adam'?); known: " + errors[0].split("known: ")[1]]
+    assert "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
