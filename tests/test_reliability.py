@@ -1,0 +1,126 @@
+"""Interrupted runs resume exactly; a diverging optimizer does not stop the others."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import only_run_dir, read_values
+
+RUN = ["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "160",
+       "--set", "train.checkpoint_every=25", "--quiet"]
+
+
+def _rows(csv: Path) -> int:
+    try:
+        return max(0, len(csv.read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
+    # reference: one uninterrupted run
+    assert cli(*RUN, "--out", tmp_path / "ref").code == 0
+    ref_dir = only_run_dir(tmp_path / "ref", "smoke")
+
+    # killed at a random step past the first checkpoint
+    kill_at = random.Random().randint(30, 140)
+    exe = Path(sys.executable).with_name("bench")
+    proc = subprocess.Popen([str(exe), *RUN, "--out", str(tmp_path / "killed")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    csv = None
+    while time.time() < deadline and proc.poll() is None:
+        dirs = list((tmp_path / "killed" / "smoke").glob("*/runs/adam-seed0/metrics.csv"))
+        if dirs and _rows(dirs[0]) >= kill_at:
+            csv = dirs[0]
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_dir = only_run_dir(tmp_path / "killed", "smoke")
+    assert _rows(csv) < 160
+    assert json.loads((killed_dir / "manifest.json").read_text())["status"] == "running"
+
+    r = cli("run", "--resume", killed_dir, "--quiet")
+    assert r.code == 0, r.err
+    a = read_values(ref_dir / "runs/adam-seed0/metrics.csv")
+    b = read_values(killed_dir / "runs/adam-seed0/metrics.csv")
+    assert b.step.tolist() == list(range(1, 161))  # nothing lost, nothing repeated
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    with np.load(ref_dir / "runs/adam-seed0/checkpoint.npz") as x, np.load(killed_dir / "runs/adam-seed0/checkpoint.npz") as y:
+        assert x.files == y.files and int(x["step"]) == 160
+        for k in x.files:
+            np.testing.assert_array_equal(x[k], y[k])
+    m = json.loads((killed_dir / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["runs"]["adam-seed0"]["resumed_from"] > 0
+    np.testing.assert_array_equal(np.load(ref_dir / "runs/adam-seed0/samples/step_000160.npy"),
+                                  np.load(killed_dir / "runs/adam-seed0/samples/step_000160.npy"))
+
+
+def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):
+    from bench import results
+
+    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "40", "--quiet", "--out", tmp_path]
+    assert cli(*args).code == 0
+    run_dir = only_run_dir(tmp_path, "smoke")
+    # simulate a crash during adam: its status says running and its CSV lost its tail
+    m = json.loads((run_dir / "manifest.json").read_text())
+    m["status"] = "running"
+    del m["runs"]["adam-seed0"]
+    results.atomic_write_json(run_dir / "manifest.json", m)
+    status = json.loads((run_dir / "runs/adam-seed0/status.json").read_text())
+    results.atomic_write_json(run_dir / "runs/adam-seed0/status.json", {**status, "status": "running"})
+    sgd_csv = (run_dir / "runs/sgd-seed0/metrics.csv").read_bytes()
+    before = read_values(run_dir / "runs/adam-seed0/metrics.csv")
+
+    r = cli(*args)
+    assert r.code == 0 and "resuming" in r.err
+    assert only_run_dir(tmp_path, "smoke") == run_dir  # no second folder
+    assert (run_dir / "runs/sgd-seed0/metrics.csv").read_bytes() == sgd_csv  # finished run not redone
+    pd.testing.assert_frame_equal(before, read_values(run_dir / "runs/adam-seed0/metrics.csv"), check_exact=True)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
+
+    assert cli(*args, "--fresh").code == 0
+    assert len(list((tmp_path / "smoke").iterdir())) == 2
+
+
+def test_divergence_is_contained_and_recorded(cli, tmp_path):
+    r = cli("run", "smoke", "--optimizers", "sgd:learning_rate=1e12,adam", "--seeds", "0", "--steps", "40",
+            "--quiet", "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert "sgd seed 0 diverged at step" in r.err
+    run_dir = only_run_dir(tmp_path, "smoke")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-divergence"
+    sgd = m["runs"]["sgd-seed0"]
+    assert sgd["status"] == "diverged" and 1 <= sgd["diverged_at"] < 40
+    df = pd.read_csv(run_dir / "runs/sgd-seed0/metrics.csv")
+    assert df.step.iloc[-1] == sgd["diverged_at"] and df.status.iloc[-1] == "diverged"
+    assert (df.status.iloc[:-1] == "ok").all()
+    assert not np.isfinite(df[["d_loss_real", "d_loss_fake", "g_loss"]].iloc[-1]).all()
+    assert m["runs"]["adam-seed0"]["status"] == "finished"
+    assert len(pd.read_csv(run_dir / "runs/adam-seed0/metrics.csv")) == 40
+
+
+def test_second_writer_on_a_run_folder_is_refused(cli, tmp_path):
+    import fcntl
+
+    assert cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "5", "--quiet", "--out", tmp_path).code == 0
+    run_dir = only_run_dir(tmp_path, "smoke")
+    before = (run_dir / "runs/adam-seed0/metrics.csv").read_bytes()
+    with open(run_dir / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = subprocess.run([str(Path(sys.executable).with_name("bench")), "run", "--resume", str(run_dir), "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "being written by another bench process" in r.stderr
+    assert (run_dir / "runs/adam-seed0/metrics.csv").read_bytes() == before
