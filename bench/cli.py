@@ -83,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true", help="always start a new run folder (default: an interrupted run "
                                                         "with the identical configuration is resumed)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
+    r.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                   help="where the HTML report goes (default: reports/)")
+    r.add_argument("--no-report", action="store_true", help="do not write the HTML report after the run")
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="write the HTML report of one or more run folders",
+                        description="Write reports/<experiment>/<run-id>/index.html for a run folder (or for every run "
+                                    "folder below RESULTS_DIR) and refresh reports/index.html. Works on runs that are "
+                                    "still going or were cut short.")
+    rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a run folder, or a folder holding run folders")
+    rp.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="reports folder (default: reports/)")
+    rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
     ls.set_defaults(func=cmd_list)
@@ -178,28 +189,62 @@ def cmd_run(args) -> int:
         prepared = runner.prepare(exp)  # every check that can fail runs before a folder is made
         if run_dir is None:
             run_dir = results.new_run_dir(args.out, exp.name)
-    with results.run_lock(run_dir):
-        final = runner.execute(exp, run_dir, opts, prepared, manifest)
+    try:
+        with results.run_lock(run_dir):
+            final = runner.execute(exp, run_dir, opts, prepared, manifest)
+    finally:  # an interrupted run still gets a report of what exists
+        if not args.no_report and any(run_dir.glob("runs/*/metrics.csv")):
+            _report_quietly(run_dir, args.reports)
     _print_summary(final, run_dir)
+    return 0
+
+
+def _report_quietly(run_dir: Path, reports: Path) -> None:
+    from bench.report import build_report
+
+    try:
+        path = build_report(run_dir, reports)
+        print(f"report: {path}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the results are safe on disk; only the report failed
+        print(f"bench: warning: no report ({type(e).__name__}: {e}); the results are intact in {run_dir}", file=sys.stderr)
+
+
+def _run_dirs(folder: Path) -> list[Path]:
+    if (folder / "manifest.json").exists():
+        return [folder]
+    if not folder.is_dir():
+        raise BenchError(f"{folder}: not found")
+    found = sorted({p.parent for pattern in ("*/manifest.json", "*/*/manifest.json") for p in folder.glob(pattern)})
+    if not found:
+        raise BenchError(f"{folder}: no run folders (manifest.json) found")
+    return found
+
+
+def cmd_report(args) -> int:
+    from bench.report import build_report
+
+    for run_dir in _run_dirs(args.results_dir):
+        print(build_report(run_dir, args.out))
     return 0
 
 
 def _print_summary(manifest: dict, run_dir: Path) -> None:
     import pandas as pd
 
-    from bench.results import RunFiles
+    from bench import summary
 
+    data = summary.load_run(run_dir)
     rows = []
-    for name, rec in manifest["runs"].items():
-        f = RunFiles.of(run_dir, rec["optimizer"], rec["seed"]).metrics
-        df = pd.read_csv(f)
-        tail = df.iloc[-max(1, len(df) // 10):]
-        rows.append({"run": name, "status": rec["status"] + (f"@{rec['diverged_at']}" if rec.get("diverged_at") else ""),
-                     "D-real": tail.d_loss_real.mean(), "D-fake": tail.d_loss_fake.mean(), "G": tail.g_loss.mean(),
-                     "ms/step": 1000 * df.step_seconds.iloc[1:].median() if len(df) > 1 else float("nan")})
+    for runs in summary.summarize(data).values():
+        for r in runs:
+            rows.append({"optimizer": r.optimizer, "seed": r.seed,
+                         "status": r.status + (f" at {r.diverged_at}" if r.diverged_at else ""),
+                         "D-real": r.final["d_loss_real"], "D-fake": r.final["d_loss_fake"], "G": r.final["g_loss"],
+                         "ms/step": r.ms_per_step})
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
     print(f"\n{manifest['experiment']}: data {manifest['data']['source']}\n"
-          f"mean losses over the last 10% of steps:\n{table}\n\nresults: {run_dir}")
+          f"mean losses over the last {int(summary.FINAL_FRACTION * 100)}% of iterations (before any divergence):\n"
+          f"{table}\n\nresults: {run_dir}")
 
 
 def cmd_list(args) -> int:

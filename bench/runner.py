@@ -25,7 +25,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 def _versions() -> dict:
@@ -100,7 +100,7 @@ class Progress:
 
 def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions) -> dict:
     """Train (or resume) one (optimizer, seed) pair; return its status record."""
-    from bench.train import GanTrainer, LOSSES, run_loop, sample_latents
+    from bench.train import LOSSES, GanTrainer, run_loop, sample_latents
 
     files = RunFiles.of(run_dir, label, seed)
     prior = results.read_json(files.status) if files.status.exists() else {}

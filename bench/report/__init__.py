@@ -1,0 +1,172 @@
+"""HTML report of one run folder, and the index of every report.
+
+Reads only files under ``results/`` (through ``bench.summary``) and never imports
+TensorFlow. The page is one self-contained HTML file: figures and sample grids are
+embedded as data URIs, so it opens from disk, a mail attachment or a CI artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from bench import summary as S
+from bench.errors import BenchError
+from bench.report import plots
+from bench.results import RunFiles, atomic_write_bytes, atomic_write_json, ensure_writable, read_json
+
+FILMSTRIP_FRAMES = 8
+REPORT_META = "report.json"
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("bench.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.{digits}f}"
+
+
+def _cell(median: float, q25: float, q75: float, n: int, digits: int = 3) -> dict:
+    """A table cell: the value shown, the exact value (data-value), and the spread across seeds."""
+    return {"text": _fmt(median, digits), "value": "" if math.isnan(median) else repr(median),
+            "spread": f"{_fmt(q25, digits)}–{_fmt(q75, digits)}" if n > 1 and not math.isnan(q25) else ""}
+
+
+def summary_rows(data: S.RunData, runs: dict[str, list[S.RunSummary]]) -> list[dict]:
+    rows = []
+    for label in data.optimizers:
+        rs = runs[label]
+        n = len(rs)
+        cells = {loss: _cell(*S.spread([r.final[loss] for r in rs]), n) for loss in S.LOSSES}
+        cells["ms_per_step"] = _cell(*S.spread([r.ms_per_step for r in rs]), n, digits=1)
+        cells["diversity"] = _cell(*S.spread([r.diversity for r in rs]), n, digits=2)
+        flags = []
+        div = [r for r in rs if r.status == "diverged"]
+        if div:
+            flags.append(("bad", f"diverged in {len(div)}/{n} seeds (step {', '.join(str(r.diverged_at) for r in div)})"))
+        wins = [r for r in rs if r.d_wins_at is not None]
+        if wins:
+            flags.append(("warn", f"D wins outright in {len(wins)}/{n} (from step {min(r.d_wins_at for r in wins)})"))
+        coll = [r for r in rs if r.collapsed]
+        if coll:
+            flags.append(("warn", f"mode collapse suspected in {len(coll)}/{n}"))
+        unfinished = [r for r in rs if r.status not in ("finished", "diverged")]
+        if unfinished:
+            flags.append(("warn", f"{len(unfinished)}/{n} not finished ({', '.join(sorted({r.status for r in unfinished}))})"))
+        rows.append({"optimizer": label, "seeds": n, "cells": cells, "flags": flags,
+                     "type": data.manifest.get("optimizers", {}).get(label, {}).get("type", label),
+                     "params": _params(data.manifest, label)})
+    return rows
+
+
+def _params(manifest: dict, label: str) -> str:
+    cfg = manifest.get("config", {}).get("optimizers", {}).get(label, {})
+    return ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "type" and not isinstance(v, dict)) or "Keras defaults"
+
+
+def _filmstrips(data: S.RunData) -> list[dict]:
+    """Per seed: the same fixed latents at the same steps, one row per optimizer."""
+    strips = []
+    for seed in data.seeds:
+        steps_avail: set[int] | None = None
+        per_opt = {}
+        for label in data.optimizers:
+            folder = RunFiles.of(data.run_dir, label, seed).samples
+            found = {int(p.stem[5:]): p for p in folder.glob("step_*.png")} if folder.exists() else {}
+            per_opt[label] = found
+            steps_avail = set(found) if steps_avail is None else steps_avail | set(found)
+        if not steps_avail:
+            continue
+        ordered = sorted(steps_avail)
+        pick = sorted({ordered[int(round(i))] for i in np.linspace(0, len(ordered) - 1, min(FILMSTRIP_FRAMES, len(ordered)))})
+        rows = []
+        for label in data.optimizers:
+            rows.append({"optimizer": label, "frames": [
+                {"step": s, "src": _uri(per_opt[label][s].read_bytes()) if s in per_opt[label] else None} for s in pick]})
+        strips.append({"seed": seed, "steps": pick, "rows": rows})
+    return strips
+
+
+def build_report(run_dir: Path, reports_root: Path) -> Path:
+    """Write ``<reports_root>/<experiment>/<run-id>/index.html`` and refresh the index."""
+    data = S.load_run(Path(run_dir))
+    if data.metrics.empty:
+        raise BenchError(f"{run_dir}: no metrics yet; nothing to report")
+    m = data.manifest
+    out_dir = Path(reports_root) / m["experiment"] / Path(run_dir).name
+    ensure_writable(out_dir)
+    runs = S.summarize(data)
+    steps = data.steps_total
+    divs = {}
+    for label in data.optimizers:
+        frames = [S.diversity(data.run_dir, label, s).assign(seed=s) for s in data.seeds]
+        frames = [f for f in frames if len(f)]
+        if frames:
+            divs[label] = pd.concat(frames, ignore_index=True)
+    real = Path(run_dir) / "real.png"
+    done = int(data.metrics.step.max())
+    context = {
+        "m": m,
+        "state": data.state,
+        "progress": f"{done}/{steps}",
+        "optimizers": data.optimizers,
+        "colours": plots.colours(data.optimizers),
+        "seeds": data.seeds,
+        "rows": summary_rows(data, runs),
+        "runs": [r for label in data.optimizers for r in runs[label]],
+        "fmt": _fmt,
+        "final_pct": int(S.FINAL_FRACTION * 100),
+        "span": plots.smoothing_span(steps),
+        "fig_loss_step": _uri(plots.loss_figure(data.metrics, data.optimizers, steps, "step")),
+        "fig_loss_time": _uri(plots.loss_figure(data.metrics, data.optimizers, steps, "time")),
+        "fig_d": _uri(plots.d_output_figure(data.metrics, data.optimizers, steps)),
+        "fig_div": _uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
+        "filmstrips": _filmstrips(data),
+        "real": _uri(real.read_bytes()) if real.exists() else None,
+        "config_json": json.dumps(m.get("config", {}), indent=2),
+        "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "thresholds": {"d_wins": S.D_WINS_LOSS, "d_wins_frac": int(S.D_WINS_FRACTION * 100), "collapse": S.COLLAPSE_RATIO},
+    }
+    html = _env.get_template("report.html").render(**context)
+    atomic_write_bytes(out_dir / "index.html", html.encode())
+    atomic_write_json(out_dir / REPORT_META, {
+        "experiment": m["experiment"], "run_id": Path(run_dir).name, "started": m.get("started"),
+        "optimizers": data.optimizers, "seeds": data.seeds, "status": data.state, "progress": f"{done}/{steps}",
+        "results": str(Path(run_dir).resolve()),
+    })
+    update_index(Path(reports_root))
+    return out_dir / "index.html"
+
+
+def update_index(reports_root: Path) -> Path:
+    """``reports/index.html``: every report, newest first."""
+    entries = []
+    for meta in reports_root.glob(f"*/*/{REPORT_META}"):
+        try:
+            e = read_json(meta)
+        except BenchError:
+            continue
+        e["href"] = f"{meta.parent.parent.name}/{meta.parent.name}/index.html"
+        entries.append(e)
+    entries.sort(key=lambda e: (e.get("started") or "", e["run_id"]), reverse=True)
+    html = _env.get_template("index.html").render(entries=entries)
+    atomic_write_bytes(reports_root / "index.html", html.encode())
+    return reports_root / "index.html"

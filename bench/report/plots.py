@@ -1,0 +1,141 @@
+"""Figures for the report (matplotlib, Agg), returned as PNG bytes.
+
+Curves are computed from every stored row and only *drawn* downsampled (at most
+MAX_POINTS per line), so 5000 iterations x 5 seeds stay light in the page.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.summary import LOSS_TITLES, LOSSES  # noqa: E402
+
+MAX_POINTS = 600
+# Fixed colours: the same optimizer has the same colour in every report.
+KNOWN_COLOURS = {"sgd": "#1f77b4", "rmsprop": "#ff7f0e", "adam": "#2ca02c", "adamw": "#d62728", "nadam": "#9467bd",
+                 "adamax": "#8c564b", "adagrad": "#e377c2", "adadelta": "#7f7f7f", "ftrl": "#bcbd22", "lion": "#17becf"}
+EXTRA = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
+LN2 = math.log(2)
+
+
+def colours(labels: list[str]) -> dict[str, str]:
+    out, spare = {}, iter(EXTRA * 4)
+    used = set()
+    for label in labels:
+        c = KNOWN_COLOURS.get(label)
+        if c is None or c in used:
+            c = next(spare)
+        used.add(c)
+        out[label] = c
+    return out
+
+
+def smoothing_span(steps: int) -> int:
+    """EMA span: about 2% of the run, at least 5 steps."""
+    return max(5, int(steps * 0.02))
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    if len(x) <= MAX_POINTS:
+        return np.arange(len(x))
+    return np.unique(np.linspace(0, len(x) - 1, MAX_POINTS).round().astype(int))
+
+
+def curves(df: pd.DataFrame, column: str, span: int) -> pd.DataFrame:
+    """Per step: raw median across seeds, smoothed median, and IQR of the smoothed per-seed curves."""
+    # unstack, not pivot_table: pivot_table silently drops a seed whose values are all NaN
+    wide = df.set_index(["step", "seed"])[column].astype(float).replace([np.inf, -np.inf], np.nan).unstack("seed").sort_index()
+    smooth = wide.ewm(span=span, ignore_na=True).mean()
+    return pd.DataFrame({
+        "raw": wide.median(axis=1),
+        "smooth": smooth.median(axis=1),
+        "q25": smooth.quantile(0.25, axis=1),
+        "q75": smooth.quantile(0.75, axis=1),
+        "elapsed": df.set_index(["step", "seed"]).elapsed_seconds.unstack("seed").sort_index().median(axis=1),
+        "seeds": wide.notna().sum(axis=1),
+    })
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _draw(ax, c: pd.DataFrame, x: str, colour: str, label: str) -> None:
+    c = c.replace([np.inf, -np.inf], np.nan)
+    idx = _thin(c.index.to_numpy())
+    xs = (c.index.to_numpy() if x == "step" else c.elapsed.to_numpy())[idx]
+    ax.plot(xs, c.raw.to_numpy()[idx], color=colour, alpha=0.18, lw=0.8)
+    ax.plot(xs, c.smooth.to_numpy()[idx], color=colour, lw=1.8, label=label)
+    if (c.seeds > 1).any():
+        ax.fill_between(xs, c.q25.to_numpy()[idx], c.q75.to_numpy()[idx], color=colour, alpha=0.18, lw=0)
+
+
+def loss_figure(metrics: pd.DataFrame, optimizers: list[str], steps: int, x: str = "step") -> bytes:
+    col = colours(optimizers)
+    span = smoothing_span(steps)
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.8), sharex=True)
+    for ax, loss in zip(axes, LOSSES, strict=True):
+        for label in optimizers:
+            df = metrics[metrics.optimizer == label]
+            if len(df):
+                _draw(ax, curves(df, loss, span), x, col[label], label)
+        ax.axhline(LN2, color="0.35", ls="--", lw=0.9, label="log 2 (equilibrium)")
+        ax.set_title(LOSS_TITLES[loss])
+        ax.set_xlabel("iteration" if x == "step" else "wall-clock seconds")
+        ax.grid(alpha=0.25)
+        finite = metrics[loss].replace([np.inf, -np.inf], np.nan).dropna()
+        if len(finite):  # keep one blow-up from flattening every other curve
+            ax.set_ylim(0, max(LN2 * 1.5, float(finite.quantile(0.995)) * 1.05))
+    axes[0].set_ylabel("binary cross-entropy")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.08), frameon=False)
+    return _png(fig)
+
+
+def d_output_figure(metrics: pd.DataFrame, optimizers: list[str], steps: int) -> bytes:
+    col = colours(optimizers)
+    span = smoothing_span(steps)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for ax, column, title in ((axes[0], "d_x", "mean D(x), real images"), (axes[1], "d_g_z", "mean D(G(z)), generated")):
+        for label in optimizers:
+            df = metrics[metrics.optimizer == label]
+            if len(df):
+                _draw(ax, curves(df, column, span), "step", col[label], label)
+        ax.axhline(0.5, color="0.35", ls="--", lw=0.9, label="0.5 (D cannot tell)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.25)
+    axes[0].legend(loc="best", fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def diversity_figure(div: dict[str, pd.DataFrame], optimizers: list[str], threshold: float) -> bytes:
+    col = colours(optimizers)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for label in optimizers:
+        d = div.get(label)
+        if d is not None and len(d):
+            g = d.groupby("step").diversity
+            med = g.median()
+            ax.plot(med.index, med.to_numpy(), color=col[label], lw=1.8, marker="o", ms=3, label=label)
+            if d.seed.nunique() > 1:
+                ax.fill_between(med.index, g.quantile(0.25).to_numpy(), g.quantile(0.75).to_numpy(), color=col[label], alpha=0.18, lw=0)
+    ax.axhline(1.0, color="0.35", ls="--", lw=0.9, label="real images")
+    ax.axhline(threshold, color="#b00", ls=":", lw=0.9, label="collapse threshold")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("sample diversity / real")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)

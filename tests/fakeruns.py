@@ -1,0 +1,62 @@
+"""Write small run folders in the results layout without training, for report and trend tests."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bench import results
+from bench.results import RunFiles
+from bench.train import METRICS
+
+
+def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, diverge: dict | None = None,
+             cut_at: int | None = None, experiment="fake", run_id="20260101-000000", level: dict | None = None,
+             state="finished", sample_every=20) -> Path:
+    """A run folder with synthetic but plausible metrics; ``diverge={(opt, seed): step}``."""
+    run_dir = root / experiment / run_id
+    run_dir.mkdir(parents=True)
+    diverge = diverge or {}
+    level = level or {}
+    rng = np.random.default_rng(0)
+    runs = {}
+    results.save_images(run_dir, "real", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
+    for i, opt in enumerate(optimizers):
+        for seed in seeds:
+            files = RunFiles.of(run_dir, opt, seed)
+            log = results.MetricsLog(files.metrics, opt, seed)
+            stop = diverge.get((opt, seed), cut_at or steps)
+            base = level.get(opt, 0.4 + 0.1 * i)
+            for step in range(1, stop + 1):
+                v = np.abs(rng.normal(0, 0.05, len(METRICS))) + base + 0.01 * seed
+                v[2] = 1.0 + base + 0.3 * math.sin(step / 10)
+                status = "ok"
+                if (opt, seed) in diverge and step == stop:
+                    v[:3] = [np.nan, np.inf, np.nan]
+                    status = "diverged"
+                log.write(step, v, status, 0.002 + 0.001 * i, step * 0.01)
+                if step % sample_every == 0 or step == 1:
+                    results.save_images(files.samples, f"step_{step:06d}", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
+            log.close()
+            st = "diverged" if (opt, seed) in diverge else ("finished" if stop == steps else "running")
+            rec = {"optimizer": opt, "type": opt, "seed": seed, "status": st, "steps_done": stop,
+                   "diverged_at": stop if st == "diverged" else None}
+            results.atomic_write_json(files.status, rec)
+            runs[results.run_name(opt, seed)] = rec
+    manifest = {
+        "schema": 1, "experiment": experiment, "run_id": run_id, "identity": "abc123", "status": state,
+        "command": "bench run fake", "commands": ["bench run fake"], "cwd": "/tmp",
+        "config": {"name": experiment, "seeds": list(seeds),
+                   "train": {"steps": steps, "batch_size": 16, "sample_count": 9},
+                   "optimizers": {o: {"type": o, "learning_rate": 0.001} for o in optimizers}},
+        "optimizers": {o: {"type": o} for o in optimizers}, "seeds": list(seeds),
+        "data": {"source": "fake", "images": 9, "shape": [8, 8, 1], "sha256": "0" * 64, "skipped_files": 0},
+        "machine": {"cpu": "test cpu", "cores": 2, "platform": "linux", "intra_op_threads": 2, "inter_op_threads": 1,
+                    "op_determinism": True, "jit_compile": False},
+        "versions": {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1"},
+        "git": {"commit": "deadbeef", "dirty": False}, "started": run_id, "runs": runs,
+    }
+    results.atomic_write_json(run_dir / "manifest.json", manifest)
+    return run_dir
