@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean browser
+.PHONY: run test lint bench clean browser trend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,19 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory trend
+
+# The project's own loss-trend guard: a fresh smoke run against the committed baseline.
+trend: $(STAMP)
+	$(BIN)/bench run smoke --quiet --no-report --fresh --out .ci-results
+	$(BIN)/bench check .ci-results/smoke --baseline results/baselines/smoke.json --failures-only \
+	  --junit .ci-results/bench-check.xml --json .ci-results/bench-check.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check bench tests
+	$(BIN)/ruff check bench tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-only --benchmark-enable
+	$(BIN)/python -m pytest -q benchmarks --benchmark-enable --benchmark-columns=min,median,mean,stddev,rounds
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

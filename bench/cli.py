@@ -96,6 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="reports folder (default: reports/)")
     rp.set_defaults(func=cmd_report)
 
+    b = sub.add_parser("baseline", help="condense a finished run into a small baseline file for `bench check`",
+                       description="Write per-optimizer trend bands (quarter-window means, final level, final slope, "
+                                   "sample diversity, divergence count) across the run's seeds, with the experiment "
+                                   "identity and versions it came from. Commit the file; use several seeds.")
+    b.add_argument("results_dir", type=Path, metavar="RUN_DIR",
+                   help="a finished run folder, or a folder of runs (the newest is used)")
+    b.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="baseline JSON to write")
+    b.set_defaults(func=cmd_baseline)
+
+    c = sub.add_parser("check", help="compare a run's loss trends to a baseline; exit 1 on regression",
+                       description="Exit 0 when every trend metric lies in the baseline band, 1 when one does not "
+                                   "(regression), 2 when the input is unusable (bad baseline, unfinished run, "
+                                   "different experiment identity).")
+    c.add_argument("results_dir", type=Path, metavar="RUN_DIR",
+                   help="the run folder to check, or a folder of runs (the newest is used)")
+    c.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="baseline JSON from `bench baseline`")
+    c.add_argument("--tolerance", action="append", default=[], metavar="METRIC:AMOUNT",
+                   help="override a band's half-width: g_loss.final:15%% (relative), '*.slope:0.5' or "
+                        "'adam.d_loss_real.w4:0.1' (absolute); repeatable, the last match wins")
+    c.add_argument("--strict-identity", action="store_true",
+                   help="exit 2 when the experiment configuration differs from the baseline's (default: warn, "
+                        "list the differences and compare)")
+    c.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    c.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one test case per metric)")
+    c.add_argument("--failures-only", action="store_true", help="print only the rows that failed")
+    c.set_defaults(func=cmd_check)
+
     ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
     ls.set_defaults(func=cmd_list)
     return p
@@ -245,6 +272,49 @@ def _print_summary(manifest: dict, run_dir: Path) -> None:
     print(f"\n{manifest['experiment']}: data {manifest['data']['source']}\n"
           f"mean losses over the last {int(summary.FINAL_FRACTION * 100)}% of iterations (before any divergence):\n"
           f"{table}\n\nresults: {run_dir}")
+
+
+def cmd_baseline(args) -> int:
+    from bench import trends
+
+    b = trends.write_baseline(_latest_run(args.results_dir), args.output)
+    n = sum(len(v) for v in b["metrics"].values())
+    print(f"baseline: {args.output} ({len(b['metrics'])} optimizers x {len(b['seeds'])} seeds, {n} trend metrics, "
+          f"experiment {b['experiment']} identity {b['identity']})")
+    if len(b["seeds"]) < 3:
+        print("note: fewer than 3 seeds: the bands rest mostly on the tolerance floors", file=sys.stderr)
+    return 0
+
+
+def _latest_run(folder: Path) -> Path:
+    """A run folder as given, or the newest run folder below ``folder``."""
+    runs = _run_dirs(folder)
+    return max(runs, key=lambda p: (p / "manifest.json").stat().st_mtime) if len(runs) > 1 else runs[0]
+
+
+def cmd_check(args) -> int:
+    from bench import trends
+
+    overrides = [trends.Override.parse(t) for t in args.tolerance]
+    baseline = trends.load_baseline(args.baseline)
+    run_dir = _latest_run(args.results_dir)
+    result = trends.check(run_dir, baseline, overrides, args.strict_identity)
+    for note in result.notes:
+        print(note)
+    print(f"bench check {run_dir} against {args.baseline}")
+    print(trends.table(result, only_failures=args.failures_only))
+    if args.json:
+        trends.write_json(result, args.json)
+    if args.junit:
+        trends.write_junit(result, args.junit)
+    failed = result.failed
+    if failed:
+        moved = ", ".join(f"{r.optimizer} {r.metric} {r.value:.4g} (band {r.low:.4g}..{r.high:.4g})" for r in failed[:5])
+        print(f"FAILED: {len(failed)} of {len(result.rows)} trend metrics left their baseline band: {moved}"
+              + (" ..." if len(failed) > 5 else ""))
+    else:
+        print(f"passed: all {len(result.rows)} trend metrics within their baseline bands")
+    return result.exit_code
 
 
 def cmd_list(args) -> int:

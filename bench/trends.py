@@ -1,0 +1,299 @@
+"""Loss-trend baselines and regression checks (``bench baseline`` / ``bench check``).
+
+A baseline condenses a run into per-(optimizer, metric) bands across seeds:
+
+    <loss>.w1 .. <loss>.w4   mean of the loss in each quarter of training
+    <loss>.final             mean over the last 10% of iterations
+    <loss>.slope             least-squares slope over the last quarter, per 1000 iterations
+    diversity.final          sample diversity relative to real images, at the last sample
+    diverged                 number of seeds that diverged
+
+A check recomputes the same numbers from a fresh run and flags each one that leaves
+``baseline median +- tolerance``, where the tolerance is derived from the baseline's
+seed spread (TOL_IQR x interquartile range) with a floor, and can be overridden per
+metric in the style ``g_loss.final:15%`` (relative) or ``*.slope:0.5`` (absolute).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import summary as S
+from bench.errors import BenchError
+from bench.results import atomic_write_bytes, atomic_write_json
+
+SCHEMA = 1
+QUARTERS = 4
+SLOPE_FRACTION = 0.25
+TOL_IQR = 3.0  # band half-width in interquartile ranges of the baseline seeds
+FLOORS = {  # (relative to |median|, absolute): the band never gets narrower than these
+    "level": (0.10, 0.02),
+    "slope": (0.50, 0.25),
+    "diversity": (0.15, 0.05),
+}
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _kind(metric: str) -> str:
+    if metric.endswith(".slope"):
+        return "slope"
+    if metric.startswith("diversity"):
+        return "diversity"
+    return "level"
+
+
+def _slope(df: pd.DataFrame, column: str) -> float:
+    if len(df) < 3:
+        return math.nan
+    x, y = df.step.to_numpy(float), df[column].to_numpy(float)
+    return float(np.polyfit(x, y, 1)[0] * 1000)
+
+
+def per_seed_metrics(data: S.RunData, label: str, seed: int) -> dict[str, float]:
+    """Every trend metric of one (optimizer, seed) run."""
+    df = data.metrics[(data.metrics.optimizer == label) & (data.metrics.seed == seed)].sort_values("step")
+    ok = df[df.status == "ok"]
+    steps = data.steps_total
+    out: dict[str, float] = {}
+    edges = np.linspace(0, steps, QUARTERS + 1)
+    for loss in S.LOSSES:
+        for q in range(QUARTERS):
+            w = ok[(ok.step > edges[q]) & (ok.step <= edges[q + 1])]
+            out[f"{loss}.w{q + 1}"] = float(w[loss].mean()) if len(w) else math.nan
+        fin = S.final_window(ok, steps) if len(ok) else ok
+        out[f"{loss}.final"] = float(fin[loss].mean()) if len(fin) else math.nan
+        tail = ok[ok.step > steps * (1 - SLOPE_FRACTION)]
+        out[f"{loss}.slope"] = _slope(tail, loss)
+    div = S.diversity(data.run_dir, label, seed)
+    out["diversity.final"] = float(div.diversity.iloc[-1]) if len(div) else math.nan
+    return out
+
+
+def _require_complete(data: S.RunData) -> None:
+    if data.state in ("in progress", "interrupted"):
+        raise BenchError(f"{data.run_dir}: the run is {data.state}; finish it (bench run --resume) before using it here")
+
+
+def make_baseline(run_dir: Path) -> dict:
+    data = S.load_run(run_dir)
+    _require_complete(data)
+    m = data.manifest
+    metrics = {}
+    for label in data.optimizers:
+        seeds = {s: per_seed_metrics(data, label, s) for s in data.seeds}
+        entry = {}
+        for name in next(iter(seeds.values())):
+            values = [seeds[s][name] for s in data.seeds]
+            med, q25, q75 = S.spread(values)
+            entry[name] = {"median": med, "q25": q25, "q75": q75, "values": values}
+        entry["diverged"] = {"count": sum(data.status[f"{label}-seed{s}"].get("status") == "diverged" for s in data.seeds)}
+        metrics[label] = entry
+    return {
+        "schema": SCHEMA, "experiment": m["experiment"], "identity": m.get("identity"), "config": m.get("config"),
+        "versions": m.get("versions", {}), "machine": {k: m.get("machine", {}).get(k) for k in ("cpu", "cores", "intra_op_threads", "jit_compile")},
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "source_run": str(run_dir),
+        "steps": data.steps_total, "seeds": data.seeds,
+        "tolerance": {"iqr_multiple": TOL_IQR, "floors": FLOORS}, "metrics": metrics,
+    }
+
+
+def write_baseline(run_dir: Path, out: Path) -> dict:
+    baseline = make_baseline(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, baseline)
+    return baseline
+
+
+def load_baseline(path: Path) -> dict:
+    try:
+        b = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BenchError(f"baseline {path}: not found") from None
+    except (OSError, ValueError) as e:
+        raise BenchError(f"baseline {path}: not valid JSON ({e})") from None
+    if not isinstance(b, dict) or b.get("schema") != SCHEMA or not isinstance(b.get("metrics"), dict):
+        raise BenchError(f"baseline {path}: not a bench baseline (schema {SCHEMA}); make one with `bench baseline`")
+    for label, entry in b["metrics"].items():
+        if not isinstance(entry, dict):
+            raise BenchError(f"baseline {path}: metrics.{label} is not a table")
+        for name, band in entry.items():
+            if name != "diverged" and not (isinstance(band, dict) and {"median", "q25", "q75"} <= band.keys()):
+                raise BenchError(f"baseline {path}: metrics.{label}.{name} lacks median/q25/q75")
+    if not isinstance(b.get("steps"), int):
+        raise BenchError(f"baseline {path}: no step count")
+    return b
+
+
+# ------------------------------------------------------------------ tolerances
+
+
+@dataclass(frozen=True)
+class Override:
+    """``pattern:15%`` (relative to the baseline median) or ``pattern:0.05`` (absolute)."""
+
+    pattern: str
+    value: float
+    relative: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Override:
+        pattern, sep, amount = text.rpartition(":")
+        if not sep or not pattern:
+            raise BenchError(f"--tolerance {text!r}: expected METRIC:AMOUNT, e.g. g_loss.final:15% or '*.slope:0.5'")
+        rel = amount.endswith("%")
+        try:
+            value = float(amount[:-1] if rel else amount)
+        except ValueError:
+            raise BenchError(f"--tolerance {text!r}: '{amount}' is not a number or percentage") from None
+        if value < 0:
+            raise BenchError(f"--tolerance {text!r}: must be >= 0")
+        return cls(pattern, value / 100 if rel else value, rel)
+
+    def matches(self, optimizer: str, metric: str) -> bool:
+        return fnmatch.fnmatch(metric, self.pattern) or fnmatch.fnmatch(f"{optimizer}.{metric}", self.pattern)
+
+
+def tolerance(band: dict, optimizer: str, metric: str, overrides: list[Override]) -> tuple[float, str]:
+    med = band["median"]
+    for o in reversed(overrides):  # the last matching override wins
+        if o.matches(optimizer, metric):
+            return (o.value * abs(med) if o.relative else o.value), (f"{o.value * 100:g}% override" if o.relative else "override")
+    rel, absolute = FLOORS[_kind(metric)]
+    iqr = (band["q75"] - band["q25"]) if not math.isnan(band["q25"]) else 0.0
+    derived = TOL_IQR * iqr
+    floor = max(rel * abs(med), absolute)
+    return (derived, f"{TOL_IQR:g}xIQR") if derived > floor else (floor, "floor")
+
+
+# ------------------------------------------------------------------ the check
+
+
+@dataclass
+class Row:
+    optimizer: str
+    metric: str
+    baseline: float
+    low: float
+    high: float
+    value: float
+    verdict: str  # ok | REGRESSION | diverged | missing
+    basis: str
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k in ("name", "description", "seeds"):
+            continue
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+@dataclass
+class CheckResult:
+    rows: list[Row]
+    notes: list[str]
+    identity_changed: bool
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSION if self.failed else EXIT_OK
+
+
+def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_identity: bool = False) -> CheckResult:
+    data = S.load_run(run_dir)
+    _require_complete(data)
+    m = data.manifest
+    notes = []
+    identity_changed = m.get("identity") != baseline.get("identity")
+    if identity_changed:
+        diff = _config_diff(baseline.get("config") or {}, m.get("config") or {})
+        what = "; ".join(diff[:6]) + (f"; +{len(diff) - 6} more" if len(diff) > 6 else "") if diff else "unknown change"
+        msg = f"experiment identity differs from the baseline's ({baseline.get('identity')} -> {m.get('identity')}): {what}"
+        if strict_identity:
+            raise BenchError(msg + "; make a new baseline (bench baseline) if the change is intended")
+        notes.append("WARNING: " + msg + "; comparing anyway (a changed setting is what this check should catch)")
+    if data.steps_total != baseline["steps"]:
+        raise BenchError(f"the run has {data.steps_total} iterations, the baseline {baseline['steps']}: windows would not line up")
+    if m.get("experiment") != baseline.get("experiment"):
+        notes.append(f"note: experiment name {baseline.get('experiment')!r} -> {m.get('experiment')!r}")
+    vb, vr = baseline.get("versions", {}), m.get("versions", {})
+    for k in sorted(set(vb) | set(vr)):
+        if vb.get(k) != vr.get(k):
+            notes.append(f"note: {k} {vb.get(k)} -> {vr.get(k)} since the baseline")
+    missing = [o for o in baseline["metrics"] if o not in data.optimizers]
+    if missing:
+        raise BenchError(f"the run has no {', '.join(missing)}; the baseline covers {', '.join(baseline['metrics'])}")
+
+    rows = []
+    for label, entry in baseline["metrics"].items():
+        seeds = [per_seed_metrics(data, label, s) for s in data.seeds]
+        div_now = sum(data.status[f"{label}-seed{s}"].get("status") == "diverged" for s in data.seeds)
+        div_base = entry.get("diverged", {}).get("count", 0)
+        rows.append(Row(label, "diverged", div_base, 0, div_base, div_now,
+                        "diverged" if div_now > div_base else "ok", "count of seeds"))
+        for metric, band in entry.items():
+            if metric == "diverged":
+                continue
+            value = S.spread([s.get(metric, math.nan) for s in seeds])[0]
+            base = band["median"]
+            if math.isnan(base):
+                continue  # nothing to compare against (e.g. no samples in the baseline)
+            tol, basis = tolerance(band, label, metric, overrides)
+            low, high = base - tol, base + tol
+            if math.isnan(value):
+                verdict = "missing"
+            else:
+                verdict = "ok" if low <= value <= high else "REGRESSION"
+            rows.append(Row(label, metric, base, low, high, value, verdict, basis))
+    return CheckResult(rows, notes, identity_changed)
+
+
+# ------------------------------------------------------------------ output
+
+
+def table(result: CheckResult, only_failures: bool = False) -> str:
+    rows = [r for r in result.rows if r.verdict != "ok"] if only_failures else result.rows
+    df = pd.DataFrame([{
+        "optimizer": r.optimizer, "metric": r.metric,
+        "baseline band": f"{r.low:.4g} .. {r.high:.4g}" if r.metric != "diverged" else f"<= {r.high:g}",
+        "value": f"{r.value:.4g}", "verdict": r.verdict, "tolerance": r.basis} for r in rows])
+    return df.to_string(index=False) if len(df) else "(no rows)"
+
+
+def write_json(result: CheckResult, path: Path) -> None:
+    atomic_write_json(path, {"passed": not result.failed, "notes": result.notes,
+                             "identity_changed": result.identity_changed, "rows": [asdict(r) for r in result.rows]})
+
+
+def write_junit(result: CheckResult, path: Path) -> None:
+    """JUnit XML: one test suite per optimizer, one test case per metric."""
+    suites = ET.Element("testsuites", name="bench check")
+    for label in dict.fromkeys(r.optimizer for r in result.rows):
+        rows = [r for r in result.rows if r.optimizer == label]
+        suite = ET.SubElement(suites, "testsuite", name=f"bench check {label}", tests=str(len(rows)),
+                              failures=str(sum(r.verdict != "ok" for r in rows)))
+        for r in rows:
+            case = ET.SubElement(suite, "testcase", classname=f"bench.{label}", name=r.metric)
+            if r.verdict != "ok":
+                f = ET.SubElement(case, "failure", message=f"{r.metric} = {r.value:.4g}, outside {r.low:.4g} .. {r.high:.4g}",
+                                  type=r.verdict)
+                f.text = f"baseline median {r.baseline:.6g}; tolerance from {r.basis}"
+    atomic_write_bytes(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
