@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
+    r.add_argument("--no-eval", action="store_true", help="skip the sample-quality metrics (quality.csv)")
+    r.add_argument("--fid-weights", metavar="FILE",
+                   help="local InceptionV3 weights (.h5/.keras) to add FID to the quality metrics; never downloaded")
     r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")
     r.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the unfinished runs of RUN_DIR from their checkpoints")
     r.add_argument("--fresh", action="store_true", help="always start a new run folder (default: an interrupted run "
@@ -149,6 +152,13 @@ def _effective_experiment(args):
             train[key] = value
     if args.seeds is not None:
         raw["seeds"] = list(args.seeds)
+    ev = raw.setdefault("eval", {})
+    if not isinstance(ev, dict):
+        raise BenchError(f"{path}: [eval] must be a table")
+    if args.no_eval:
+        ev["enabled"] = False
+    if args.fid_weights is not None:
+        ev["fid_weights"] = str(Path(args.fid_weights).expanduser().resolve())
     for assignment in args.set:
         config.apply_override(raw, assignment)
     exp = config.experiment_from_dict(raw, str(path))
@@ -190,7 +200,8 @@ def cmd_run(args) -> int:
     if args.resume is not None:
         run_dir = args.resume
         changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
-                                                        "limit", "threads", "xla") if getattr(args, k) is not None]
+                                                        "limit", "threads", "xla", "fid_weights") if getattr(args, k) is not None]
+        changed += ["--no-eval"] if args.no_eval else []
         if changed or args.set:
             raise BenchError(f"--resume continues a run exactly as it was configured; drop {', '.join(changed or ['--set'])}")
         manifest = results.read_json(run_dir / results.MANIFEST)

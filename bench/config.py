@@ -62,6 +62,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Sample quality, scored at every sample interval on a fixed latent bank (bench.metrics)."""
+
+    enabled: bool = True
+    every: int = 0  # score every N iterations (a multiple of train.sample_every); 0 = every sample interval
+    samples: int = 256  # size of the fixed latent bank (the same for every optimizer and seed)
+    real: int = 256  # fixed subset of training images the samples are compared with
+    pca_dims: int = 32  # features for the Frechet and kernel distances
+    patches_per_image: int = 64  # SWD descriptors per image and pyramid level
+    seed: int = 7
+    fid_weights: str = ""  # local InceptionV3 weights (.h5/.keras); FID is computed only when set
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """One optimizer entry: ``label`` names the run, ``name`` the Keras class."""
 
@@ -84,6 +98,7 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     optimizers: tuple[OptimizerSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,7 +120,7 @@ class Experiment:
         d = self.to_dict()
         for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call"):
             d["train"].pop(k)
-        for k in ("name", "description", "seeds"):
+        for k in ("name", "description", "seeds", "eval"):  # eval scores runs, it does not change them
             d.pop(k)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -218,6 +233,15 @@ def _check(exp: Experiment) -> None:
         raise BenchError(f"data.channels must be 1 or 3, got {d.channels}")
     _positive("data.crop", d.crop, allow_zero=True)
     _positive("data.limit", d.limit, allow_zero=True)
+    e = exp.eval
+    if e.enabled:
+        if e.samples < 2 or e.real < 2:
+            raise BenchError(f"eval.samples and eval.real must be >= 2, got {e.samples} and {e.real}")
+        _positive("eval.pca_dims", e.pca_dims)
+        _positive("eval.every", e.every, allow_zero=True)
+        if e.every % t.sample_every:
+            raise BenchError(f"eval.every ({e.every}) must be a multiple of train.sample_every ({t.sample_every})")
+        _positive("eval.patches_per_image", e.patches_per_image)
     if not exp.seeds:
         raise BenchError("seeds: give at least one seed")
     if any(s < 0 for s in exp.seeds):
@@ -252,7 +276,7 @@ def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
 
 def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
     """Validate a parsed TOML/JSON document into an :class:`Experiment`."""
-    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
     top = {"name", "description", "seeds", "optimizers", *sections}
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():

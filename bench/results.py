@@ -5,6 +5,7 @@
         real.npy, real.png            the reference grid of real training images
         runs/<label>-seed<seed>/
             metrics.csv               one row per iteration (tidy; concatenable across runs)
+            quality.csv               sample-quality metrics at every sample interval (step, metric, value)
             status.json               running | finished | diverged, steps done, timings
             samples/step_000200.png   grid of the fixed latents at each sample interval
             samples/step_000200.npy   the same samples as raw float32 arrays in [-1, 1]
@@ -46,6 +47,9 @@ def metric_columns() -> tuple[str, ...]:
 
 def csv_columns() -> tuple[str, ...]:
     return (*KEY_COLUMNS, *metric_columns(), "status", *TIMING_COLUMNS)
+
+
+QUALITY_COLUMNS = (*KEY_COLUMNS, "metric", "value", "eval_seconds")
 
 
 def _os_error(e: OSError, path: Path) -> BenchError:
@@ -158,6 +162,10 @@ class RunFiles:
         return self.root / "checkpoint.npz"
 
     @property
+    def quality(self) -> Path:
+        return self.root / "quality.csv"
+
+    @property
     def samples(self) -> Path:
         return self.root / "samples"
 
@@ -171,16 +179,16 @@ def _fmt(v: float) -> str:
     return "nan" if v != v else repr(float(v))
 
 
-class MetricsLog:
-    """Append-only CSV; each row is one ``write`` of a whole line, flushed at once.
+class CsvLog:
+    """Append-only CSV whose third column is the step; each row is one whole ``write``, flushed at once.
 
     Opening at ``resume_step`` drops rows past the checkpoint (and any partial last line),
-    so a resumed run neither loses nor repeats iterations.
+    so a resumed run neither loses nor repeats rows.
     """
 
-    def __init__(self, path: Path, label: str, seed: int, resume_step: int = 0):
-        self.path, self.label, self.seed = path, label, seed
-        header = ",".join(csv_columns()) + "\n"
+    def __init__(self, path: Path, columns: tuple[str, ...], resume_step: int = 0):
+        self.path = path
+        header = ",".join(columns) + "\n"
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             if resume_step and path.exists():
@@ -198,14 +206,36 @@ class MetricsLog:
                 atomic_write_bytes(path, header.encode())
             self._f = open(path, "a", buffering=1 << 16)
 
-    def write(self, step: int, values: np.ndarray, status: str, step_seconds: float, elapsed: float) -> None:
-        line = f"{self.label},{self.seed},{step}," + ",".join(_fmt(v) for v in values) + f",{status},{step_seconds:.6f},{elapsed:.3f}\n"
+    def write_line(self, line: str) -> None:
         with writing(self.path):
             self._f.write(line)
             self._f.flush()
 
     def close(self) -> None:
         self._f.close()
+
+
+class MetricsLog(CsvLog):
+    """``metrics.csv``: one row per iteration."""
+
+    def __init__(self, path: Path, label: str, seed: int, resume_step: int = 0):
+        super().__init__(path, csv_columns(), resume_step)
+        self.prefix = f"{label},{seed},"
+
+    def write(self, step: int, values: np.ndarray, status: str, step_seconds: float, elapsed: float) -> None:
+        self.write_line(f"{self.prefix}{step}," + ",".join(_fmt(v) for v in values)
+                        + f",{status},{step_seconds:.6f},{elapsed:.3f}\n")
+
+
+class QualityLog(CsvLog):
+    """``quality.csv``: (step, metric, value) rows at every sample interval."""
+
+    def __init__(self, path: Path, label: str, seed: int, resume_step: int = 0):
+        super().__init__(path, QUALITY_COLUMNS, resume_step)
+        self.prefix = f"{label},{seed},"
+
+    def write(self, step: int, values: dict[str, float], seconds: float) -> None:
+        self.write_line("".join(f"{self.prefix}{step},{k},{_fmt(v)},{seconds:.4f}\n" for k, v in values.items()))
 
 
 def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:

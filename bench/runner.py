@@ -98,7 +98,14 @@ class Progress:
         self.bar.close()
 
 
-def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions) -> dict:
+def eval_latents(exp: Experiment) -> np.ndarray:
+    """The fixed latent bank the quality metrics score: the same for every optimizer and seed."""
+    rng = np.random.default_rng([exp.eval.seed, 0xB4])
+    return rng.standard_normal((exp.eval.samples, exp.model.latent_dim), dtype=np.float32)
+
+
+def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions,
+               evaluator=None) -> dict:
     """Train (or resume) one (optimizer, seed) pair; return its status record."""
     from bench.train import LOSSES, GanTrainer, run_loop, sample_latents
 
@@ -115,7 +122,10 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
         trainer.set_state(state)
         elapsed0 = float(prior.get("elapsed_at_checkpoint", 0.0))
     log = results.MetricsLog(files.metrics, label, seed, resume_step=start)
+    quality = results.QualityLog(files.quality, label, seed, resume_step=start) if evaluator else None
     z_fixed = sample_latents(exp)
+    z_bank = eval_latents(exp) if evaluator else None
+    eval_seconds = float(prior.get("eval_seconds_at_checkpoint", 0.0)) if start else 0.0
     record = {"optimizer": label, "type": exp.optimizer(label).name, "seed": seed, "status": "running",
               "steps_total": exp.train.steps, "steps_done": start, "diverged_at": None,
               "resumed_from": start or None, "started": prior.get("started", _now())}
@@ -130,11 +140,19 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
         log.write(step, values, "ok" if ok else "diverged", seconds, elapsed())
 
     def on_sample(step: int) -> None:
+        nonlocal eval_seconds
         results.save_images(files.samples, f"step_{step:06d}", trainer.generate(z_fixed))
+        if evaluator is not None and (step % (exp.eval.every or exp.train.sample_every) == 0 or step == exp.train.steps):
+            t0 = time.perf_counter()
+            values, _ = evaluator(trainer.generate(z_bank))
+            seconds = time.perf_counter() - t0  # generation included: all of it is evaluation, not training
+            eval_seconds += seconds
+            quality.write(step, values, seconds)
 
     def on_checkpoint(step: int) -> None:
         results.save_checkpoint(files.checkpoint, step, trainer.get_state())
-        results.atomic_write_json(files.status, {**record, "steps_done": step, "elapsed_at_checkpoint": elapsed()})
+        results.atomic_write_json(files.status, {**record, "steps_done": step, "elapsed_at_checkpoint": elapsed(),
+                                                 "eval_seconds_at_checkpoint": eval_seconds})
 
     if start == 0:
         on_sample(0)
@@ -145,10 +163,15 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
     finally:
         progress.close()
         log.close()
+        if quality is not None:
+            quality.close()
     wall = time.perf_counter() - t_start
+    session_eval = eval_seconds - (float(prior.get("eval_seconds_at_checkpoint", 0.0)) if start else 0.0)
     record.update(status=out.status, steps_done=out.last_step, diverged_at=out.diverged_at, finished=_now(),
-                  train_seconds=round(out.train_seconds, 3), wall_seconds=round(wall, 3),
-                  harness_overhead=round(1 - out.train_seconds / wall, 4) if wall > 0 else None,
+                  train_seconds=round(out.train_seconds, 3), eval_seconds=round(eval_seconds, 3),
+                  wall_seconds=round(wall, 3),
+                  # what the harness itself costs: wall time that is neither training nor evaluation
+                  harness_overhead=round(1 - (out.train_seconds + session_eval) / wall, 4) if wall > 0 else None,
                   elapsed_at_checkpoint=elapsed())
     results.atomic_write_json(files.status, record)
     if out.status == "diverged":
@@ -228,11 +251,27 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
         len(dataset.images), size=min(exp.train.sample_count, len(dataset.images)), replace=False)]
     results.save_images(run_dir, "real", real)
 
+    evaluator = None
+    if exp.eval.enabled:
+        from bench.metrics import Evaluator
+
+        t0 = time.perf_counter()
+        evaluator = Evaluator(dataset.images, exp.eval.real, exp.eval.pca_dims, exp.eval.seed, exp.eval.patches_per_image)
+        if exp.eval.fid_weights:
+            from bench.fid import fid_scorer
+
+            evaluator.extras.append(fid_scorer(Path(exp.eval.fid_weights), evaluator.real))
+        say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images "
+            f"(set-up {time.perf_counter() - t0:.1f} s)")
+        manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
+                            "setup_seconds": round(time.perf_counter() - t0, 3)}
+        results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+
     interrupted = False
     try:
         for label in (o.label for o in exp.optimizers):
             for seed in exp.seeds:
-                rec = _train_one(exp, label, seed, dataset.images, run_dir, opts)
+                rec = _train_one(exp, label, seed, dataset.images, run_dir, opts, evaluator)
                 manifest["runs"][results.run_name(label, seed)] = rec
                 results.atomic_write_json(run_dir / results.MANIFEST, manifest)
     except KeyboardInterrupt:

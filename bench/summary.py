@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.metrics import mean_pairwise
 from bench.results import MANIFEST, RunFiles, read_json, run_name
 
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")
@@ -30,6 +31,7 @@ class RunData:
     run_dir: Path
     manifest: dict
     metrics: pd.DataFrame  # every (optimizer, seed) row, concatenated
+    quality: pd.DataFrame  # every quality.csv row (step, metric, value), concatenated; may be empty
     status: dict[str, dict]  # run name -> status.json (or {"status": "missing"})
     optimizers: list[str]
     seeds: list[int]
@@ -64,6 +66,16 @@ def read_metrics(path: Path) -> pd.DataFrame | None:
     return df.dropna(subset=["status"])
 
 
+def read_quality(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        df = pd.read_csv(path, on_bad_lines="skip")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: unreadable CSV ({e})") from None
+    return df.dropna(subset=["value"]) if "value" in df.columns else None
+
+
 def load_run(run_dir: Path) -> RunData:
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).exists():
@@ -74,19 +86,24 @@ def load_run(run_dir: Path) -> RunData:
         seeds = [int(s) for s in manifest["config"]["seeds"]]
     except (KeyError, TypeError, ValueError):
         raise BenchError(f"{run_dir}/{MANIFEST}: no configuration with optimizers and seeds") from None
-    frames, status = [], {}
+    frames, qframes, status = [], [], {}
     for label in optimizers:
         for seed in seeds:
             files = RunFiles.of(run_dir, label, seed)
             df = read_metrics(files.metrics)
             if df is not None and len(df):
                 frames.append(df)
+            q = read_quality(files.quality)
+            if q is not None and len(q):
+                qframes.append(q)
             status[run_name(label, seed)] = read_json(files.status) if files.status.exists() else {"status": "missing"}
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["optimizer", "seed", "step"])
+    quality = (pd.concat(qframes, ignore_index=True) if qframes
+               else pd.DataFrame(columns=["optimizer", "seed", "step", "metric", "value"]))
     state = manifest.get("status", "running")
     if state == "running":
         state = "in progress" if _writer_alive(run_dir) else "interrupted"
-    return RunData(run_dir, manifest, metrics, status, optimizers, seeds, state)
+    return RunData(run_dir, manifest, metrics, quality, status, optimizers, seeds, state)
 
 
 # ------------------------------------------------------------------ per-run numbers
@@ -109,25 +126,41 @@ def d_wins_step(df: pd.DataFrame, steps_total: int) -> int | None:
     return int(df.step.iloc[hit[0]] - window + 1) if len(hit) else None
 
 
-def _mean_pairwise(x: np.ndarray) -> float:
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    sq = (flat ** 2).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0)
-    iu = np.triu_indices(len(x), 1)
-    return float(np.sqrt(d2[iu]).mean()) if len(iu[0]) else float("nan")
+def diversity(data: RunData, label: str, seed: int) -> pd.DataFrame:
+    """Sample diversity over training: from quality.csv when the run scored quality, else from the
+    saved sample grids (mean pairwise distance relative to the real reference grid)."""
+    q = quality_series(data, label, seed, "diversity")
+    if len(q):
+        return q.rename(columns={"value": "diversity"})
+    return grid_diversity(data.run_dir, label, seed)
 
 
-def diversity(run_dir: Path, label: str, seed: int) -> pd.DataFrame:
-    """Mean pairwise distance of each saved sample batch, relative to the real reference grid."""
+def quality_series(data: RunData, label: str, seed: int, metric: str) -> pd.DataFrame:
+    q = data.quality
+    q = q[(q.optimizer == label) & (q.seed == seed) & (q.metric == metric)]
+    return q[["step", "value"]].sort_values("step").reset_index(drop=True)
+
+
+def final_quality(data: RunData, label: str, seed: int) -> dict[str, float]:
+    """Each quality metric at the last step it was scored."""
+    q = data.quality
+    q = q[(q.optimizer == label) & (q.seed == seed)]
+    if not len(q):
+        return {}
+    last = q[q.step == q.step.max()]
+    return {m: float(v) for m, v in zip(last.metric, last.value, strict=True)}
+
+
+def grid_diversity(run_dir: Path, label: str, seed: int) -> pd.DataFrame:
     real_path = run_dir / "real.npy"
     folder = RunFiles.of(run_dir, label, seed).samples
     if not real_path.exists() or not folder.exists():
         return pd.DataFrame(columns=["step", "diversity"])
-    real = _mean_pairwise(np.load(real_path))
+    real = mean_pairwise(np.load(real_path))
     rows = []
     for p in sorted(folder.glob("step_*.npy")):
         try:
-            rows.append((int(p.stem[5:]), _mean_pairwise(np.load(p)) / real))
+            rows.append((int(p.stem[5:]), mean_pairwise(np.load(p)) / real))
         except (OSError, ValueError):
             continue  # a sample file cut short by a kill
     return pd.DataFrame(rows, columns=["step", "diversity"])
@@ -145,6 +178,7 @@ class RunSummary:
     d_wins_at: int | None
     diversity: float  # at the last sample; nan if none
     collapsed: bool
+    quality: dict[str, float]  # final sample-quality metrics (empty if the run did not score them)
 
 
 def summarize_run(data: RunData, label: str, seed: int) -> RunSummary:
@@ -155,8 +189,9 @@ def summarize_run(data: RunData, label: str, seed: int) -> RunSummary:
         status = "interrupted"
     ok = df[df.status == "ok"]
     win = final_window(ok, data.steps_total) if len(ok) else ok
-    div = diversity(data.run_dir, label, seed)
+    div = diversity(data, label, seed)
     last_div = float(div.diversity.iloc[-1]) if len(div) else float("nan")
+    quality = final_quality(data, label, seed)
     return RunSummary(
         optimizer=label, seed=seed, status=status, steps_done=int(df.step.max()) if len(df) else 0,
         diverged_at=st.get("diverged_at"),
@@ -165,6 +200,7 @@ def summarize_run(data: RunData, label: str, seed: int) -> RunSummary:
         d_wins_at=d_wins_step(ok, data.steps_total) if len(ok) else None,
         diversity=last_div,
         collapsed=bool(last_div < COLLAPSE_RATIO) if not math.isnan(last_div) else False,
+        quality=quality,
     )
 
 

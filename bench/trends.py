@@ -6,6 +6,8 @@ A baseline condenses a run into per-(optimizer, metric) bands across seeds:
     <loss>.final             mean over the last 10% of iterations
     <loss>.slope             least-squares slope over the last quarter, per 1000 iterations
     diversity.final          sample diversity relative to real images, at the last sample
+    swd.final, fd_pca.final, kid_pca.final, coverage.final, memorisation.final (and fid.final)
+                             sample quality at the end of training (bench.metrics)
     diverged                 number of seeds that diverged
 
 A check recomputes the same numbers from a fresh run and flags each one that leaves
@@ -32,6 +34,7 @@ from bench.errors import BenchError
 from bench.results import atomic_write_bytes, atomic_write_json
 
 SCHEMA = 1
+QUALITY_TRENDS = ("swd", "fd_pca", "kid_pca", "coverage", "memorisation", "fid")
 QUARTERS = 4
 SLOPE_FRACTION = 0.25
 TOL_IQR = 3.0  # band half-width in interquartile ranges of the baseline seeds
@@ -39,6 +42,7 @@ FLOORS = {  # (relative to |median|, absolute): the band never gets narrower tha
     "level": (0.10, 0.02),
     "slope": (0.50, 0.25),
     "diversity": (0.15, 0.05),
+    "quality": (0.15, 0.05),
 }
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
 
@@ -48,6 +52,8 @@ def _kind(metric: str) -> str:
         return "slope"
     if metric.startswith("diversity"):
         return "diversity"
+    if metric.split(".")[0] in QUALITY_TRENDS:
+        return "quality"
     return "level"
 
 
@@ -73,8 +79,11 @@ def per_seed_metrics(data: S.RunData, label: str, seed: int) -> dict[str, float]
         out[f"{loss}.final"] = float(fin[loss].mean()) if len(fin) else math.nan
         tail = ok[ok.step > steps * (1 - SLOPE_FRACTION)]
         out[f"{loss}.slope"] = _slope(tail, loss)
-    div = S.diversity(data.run_dir, label, seed)
+    div = S.diversity(data, label, seed)
     out["diversity.final"] = float(div.diversity.iloc[-1]) if len(div) else math.nan
+    for metric, value in S.final_quality(data, label, seed).items():
+        if metric in QUALITY_TRENDS:
+            out[f"{metric}.final"] = value
     return out
 
 

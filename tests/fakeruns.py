@@ -14,7 +14,7 @@ from bench.train import METRICS
 
 def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, diverge: dict | None = None,
              cut_at: int | None = None, experiment="fake", run_id="20260101-000000", level: dict | None = None,
-             state="finished", sample_every=20) -> Path:
+             state="finished", sample_every=20, quality: bool = False) -> Path:
     """A run folder with synthetic but plausible metrics; ``diverge={(opt, seed): step}``."""
     run_dir = root / experiment / run_id
     run_dir.mkdir(parents=True)
@@ -27,6 +27,7 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
         for seed in seeds:
             files = RunFiles.of(run_dir, opt, seed)
             log = results.MetricsLog(files.metrics, opt, seed)
+            qlog = results.QualityLog(files.quality, opt, seed) if quality else None
             stop = diverge.get((opt, seed), cut_at or steps)
             base = level.get(opt, 0.4 + 0.1 * i)
             for step in range(1, stop + 1):
@@ -39,7 +40,12 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
                 log.write(step, v, status, 0.002 + 0.001 * i, step * 0.01)
                 if step % sample_every == 0 or step == 1:
                     results.save_images(files.samples, f"step_{step:06d}", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
+                    if qlog is not None:
+                        qlog.write(step, {"swd": 300 / step + i + seed, "fd_pca": 40 / step + i, "kid_pca": 2 / step,
+                                          "coverage": min(1.0, step / 100), "diversity": 0.9, "memorisation": 1.5}, 0.1)
             log.close()
+            if qlog is not None:
+                qlog.close()
             st = "diverged" if (opt, seed) in diverge else ("finished" if stop == steps else "running")
             rec = {"optimizer": opt, "type": opt, "seed": seed, "status": st, "steps_done": stop,
                    "diverged_at": stop if st == "diverged" else None}

@@ -69,6 +69,21 @@ def test_report_table_equals_numbers_from_csv(tmp_path, seeds):
     assert 'href="fake/20260101-000000/index.html"' in index
 
 
+def test_report_quality_columns_equal_final_values_from_quality_csv(tmp_path):
+    run_dir = make_run(tmp_path / "results", optimizers=("sgd", "adam"), seeds=(0, 1, 2), steps=60, quality=True)
+    html = build_report(run_dir, tmp_path / "reports").read_text()
+    values = _table_values(html)
+    assert 'id="quality"' in html and "SWD ↓" in html and "FD-PCA ↓" in html
+    for opt in ("sgd", "adam"):
+        for metric in ("swd", "fd_pca", "kid_pca", "coverage"):
+            finals = []
+            for s in (0, 1, 2):
+                q = pd.read_csv(run_dir / f"runs/{opt}-seed{s}/quality.csv")
+                finals.append(q[(q.metric == metric) & (q.step == q.step.max())].value.iloc[0])
+            assert values[(opt, metric)] == pytest.approx(float(np.median(finals)))
+    _check_embedded_images(html)
+
+
 def test_report_flags_a_diverged_run(tmp_path):
     run_dir = make_run(tmp_path / "results", optimizers=("sgd", "adam"), seeds=(0, 1), steps=60,
                        diverge={("sgd", 1): 17}, state="finished-with-divergence")

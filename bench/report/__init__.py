@@ -23,6 +23,14 @@ from bench.report import plots
 from bench.results import RunFiles, atomic_write_bytes, atomic_write_json, ensure_writable, read_json
 
 FILMSTRIP_FRAMES = 8
+QUALITY_ORDER = ("swd", "fd_pca", "kid_pca", "coverage", "fid")  # table columns, when present
+QUALITY_HEADERS = {"swd": "SWD ↓", "fd_pca": "FD-PCA ↓", "kid_pca": "KID-PCA ↓", "coverage": "coverage ↑", "fid": "FID ↓"}
+QUALITY_DIGITS = {"swd": 1, "fd_pca": 2, "kid_pca": 3, "coverage": 2, "fid": 1}
+
+
+def quality_columns(data: S.RunData) -> list[str]:
+    present = set(data.quality.metric) if len(data.quality) else set()
+    return [m for m in QUALITY_ORDER if m in present]
 REPORT_META = "report.json"
 
 _env = jinja2.Environment(
@@ -58,6 +66,9 @@ def summary_rows(data: S.RunData, runs: dict[str, list[S.RunSummary]]) -> list[d
         cells = {loss: _cell(*S.spread([r.final[loss] for r in rs]), n) for loss in S.LOSSES}
         cells["ms_per_step"] = _cell(*S.spread([r.ms_per_step for r in rs]), n, digits=1)
         cells["diversity"] = _cell(*S.spread([r.diversity for r in rs]), n, digits=2)
+        for metric in quality_columns(data):
+            cells[metric] = _cell(*S.spread([r.quality.get(metric, math.nan) for r in rs]), n,
+                                  digits=QUALITY_DIGITS.get(metric, 3))
         flags = []
         div = [r for r in rs if r.status == "diverged"]
         if div:
@@ -105,6 +116,12 @@ def _filmstrips(data: S.RunData) -> list[dict]:
     return strips
 
 
+def _eval_share(data: S.RunData) -> str:
+    train = sum(st.get("train_seconds") or 0 for st in data.status.values())
+    ev = sum(st.get("eval_seconds") or 0 for st in data.status.values())
+    return f"{ev:.1f} s scoring vs {train:.1f} s training ({100 * ev / train:.0f}%)" if train and ev else ""
+
+
 def build_report(run_dir: Path, reports_root: Path) -> Path:
     """Write ``<reports_root>/<experiment>/<run-id>/index.html`` and refresh the index."""
     data = S.load_run(Path(run_dir))
@@ -116,11 +133,13 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     runs = S.summarize(data)
     steps = data.steps_total
     divs = {}
-    for label in data.optimizers:
-        frames = [S.diversity(data.run_dir, label, s).assign(seed=s) for s in data.seeds]
-        frames = [f for f in frames if len(f)]
-        if frames:
-            divs[label] = pd.concat(frames, ignore_index=True)
+    if data.quality.empty:  # no quality.csv (eval off): diversity from the sample grids instead
+        for label in data.optimizers:
+            frames = [S.grid_diversity(data.run_dir, label, s).assign(seed=s) for s in data.seeds]
+            frames = [f for f in frames if len(f)]
+            if frames:
+                divs[label] = pd.concat(frames, ignore_index=True)
+    qmetrics = [m for m in (*plots.QUALITY_TITLES,) if len(data.quality) and m in set(data.quality.metric)]
     real = Path(run_dir) / "real.png"
     done = int(data.metrics.step.max())
     context = {
@@ -139,6 +158,11 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "fig_loss_time": _uri(plots.loss_figure(data.metrics, data.optimizers, steps, "time")),
         "fig_d": _uri(plots.d_output_figure(data.metrics, data.optimizers, steps)),
         "fig_div": _uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
+        "fig_quality": _uri(plots.quality_figure(data.quality, data.optimizers, qmetrics)) if qmetrics else None,
+        "quality_cols": [(m, QUALITY_HEADERS[m]) for m in quality_columns(data)],
+        "eval": {**m.get("config", {}).get("eval", {}), "real": m.get("eval", {}).get("real_images",
+                                                                               m.get("config", {}).get("eval", {}).get("real"))},
+        "eval_share": _eval_share(data),
         "filmstrips": _filmstrips(data),
         "real": _uri(real.read_bytes()) if real.exists() else None,
         "config_json": json.dumps(m.get("config", {}), indent=2),

@@ -139,3 +139,41 @@ def diversity_figure(div: dict[str, pd.DataFrame], optimizers: list[str], thresh
     ax.grid(alpha=0.25)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+QUALITY_TITLES = {
+    "swd": "SWD, Laplacian patches (x1e3) ↓", "fd_pca": "Frechet distance, PCA ↓", "kid_pca": "kernel distance, PCA ↓",
+    "coverage": "coverage of real images ↑", "diversity": "diversity / real", "memorisation": "NN distance to training / typical",
+    "fid": "FID (InceptionV3, local weights) ↓",
+}
+
+
+def quality_figure(quality: pd.DataFrame, optimizers: list[str], metrics: list[str]) -> bytes:
+    """One panel per metric: median across seeds per optimizer, IQR band when there are several seeds."""
+    col = colours(optimizers)
+    cols = min(3, len(metrics))
+    rows = int(math.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        q = quality[quality.metric == metric]
+        for label in optimizers:
+            d = q[q.optimizer == label]
+            if not len(d):
+                continue
+            g = d.groupby("step").value
+            med = g.median()
+            ax.plot(med.index, med.to_numpy(), color=col[label], lw=1.8, marker="o", ms=2.5, label=label)
+            if d.seed.nunique() > 1:
+                ax.fill_between(med.index, g.quantile(0.25).to_numpy(), g.quantile(0.75).to_numpy(),
+                                color=col[label], alpha=0.18, lw=0)
+        if metric in ("diversity", "memorisation"):
+            ax.axhline(1.0, color="0.35", ls="--", lw=0.9)
+        ax.set_title(QUALITY_TITLES.get(metric, metric), fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.25)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.04), frameon=False)
+    fig.tight_layout()
+    return _png(fig)

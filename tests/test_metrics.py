@@ -1,0 +1,193 @@
+"""Sample-quality metrics on known distributions, and against straightforward reference code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import metrics as M
+
+
+def faces(n=100, size=(12, 12)):
+    from bench import data
+    from bench.config import DataConfig
+
+    return data.load(DataConfig(image_size=size))
+
+
+@pytest.fixture(scope="module")
+def real():
+    return faces().images
+
+
+def _naive_kid(a, b):
+    d = a.shape[1]
+    k = lambda x, y: (float(x @ y) / d + 1) ** 3  # noqa: E731
+    m, n = len(a), len(b)
+    xx = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(a[i], b[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def _naive_fd(a, b):
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1 = (a - mu1).T @ (a - mu1) / (len(a) - 1)
+    s2 = (b - mu2).T @ (b - mu2) / (len(b) - 1)
+    # sqrt(S1 S2) through the symmetric form S1^1/2 S2 S1^1/2, whose trace is the same
+    w, v = np.linalg.eigh(s1)
+    r = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    w2 = np.linalg.eigvalsh(r @ s2 @ r)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(w2, 0, None)).sum())
+
+
+def _naive_sw1(a, b, dirs):
+    out = []
+    for d in dirs.T:
+        pa, pb = sorted(a @ d), sorted(b @ d)
+        out.append(np.mean([abs(x - y) for x, y in zip(pa, pb, strict=True)]))
+    return float(np.mean(out))
+
+
+def test_kernel_distance_is_unbiased_for_independent_draws():
+    rng = np.random.default_rng(4)
+    same = [M.kernel_distance(rng.normal(size=(200, 8)), rng.normal(size=(200, 8))) for _ in range(20)]
+    shifted = M.kernel_distance(rng.normal(size=(200, 8)), rng.normal(0.5, 1, size=(200, 8)))
+    assert abs(np.mean(same)) < 0.02 * shifted
+
+
+def test_kernel_distance_matches_naive_double_loop():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, 5)), rng.normal(0.5, 1.2, size=(9, 5))
+    assert M.kernel_distance(a, b) == pytest.approx(_naive_kid(a, b), rel=1e-10)
+
+
+def test_frechet_distance_matches_symmetric_form_and_closed_form():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(200, 4)), rng.normal(1.0, 2.0, size=(150, 4))
+    assert M.frechet_distance(a, b) == pytest.approx(_naive_fd(a, b), rel=1e-6)
+    # 1-D Gaussians: (mu1-mu2)^2 + (s1-s2)^2
+    x = np.array([[-1.0], [1.0]] * 50)
+    y = x * 3 + 2
+    s1, s2 = x.std(ddof=1), y.std(ddof=1)
+    assert M.frechet_distance(x, y) == pytest.approx(4 + (s1 - s2) ** 2, rel=1e-9)
+
+
+def test_sliced_wasserstein_matches_naive_sorting():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(40, 6)), rng.normal(0.3, 1, size=(40, 6))
+    got = M.sliced_wasserstein(a, b, np.random.default_rng(7), directions=16, repeats=1)
+    d = np.random.default_rng(7).standard_normal((6, 16))
+    d /= np.sqrt((d ** 2).sum(0, keepdims=True))
+    assert got == pytest.approx(_naive_sw1(a, b, d), rel=1e-5)
+
+
+def test_coverage_and_pairwise_match_naive():
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(15, 2, 2, 1)), rng.normal(size=(10, 2, 2, 1))
+    fr, ff = real.reshape(15, -1), fake.reshape(10, -1)
+    radius = [sorted(np.linalg.norm(fr[i] - fr[j]) for j in range(15) if j != i)[M.KNN - 1] for i in range(15)]
+    covered = [min(np.linalg.norm(fr[i] - f) for f in ff) <= radius[i] for i in range(15)]
+    assert M.coverage(real, fake) == pytest.approx(np.mean(covered))
+    pairs = [np.linalg.norm(ff[i] - ff[j]) for i in range(10) for j in range(i + 1, 10)]
+    assert M.mean_pairwise(fake) == pytest.approx(np.mean(pairs))
+
+
+def test_identical_sets_score_about_zero(real):
+    ev = M.Evaluator(real, real_count=100, pca_dims=16, seed=0)
+    same, _ = ev(ev.real.copy())
+    shifted, _ = ev(np.clip(ev.real + 0.5, -1, 1))
+    assert same["fd_pca"] == pytest.approx(0, abs=1e-6)
+    # the unbiased estimator is slightly negative on the very same points (its cross term keeps k(x, x))
+    assert abs(same["kid_pca"]) < 0.05 * shifted["kid_pca"]
+    assert same["coverage"] == 1.0 and same["diversity"] == pytest.approx(1.0)
+    assert same["memorisation"] == pytest.approx(0, abs=1e-6)  # every sample is a training image
+    # SWD of a set against itself is small; patch positions differ between the two draws
+    shuffled, _ = ev(ev.real[::-1].copy())
+    assert shuffled["swd"] < 40
+
+
+def test_shifted_and_collapsed_sets_score_clearly_worse(real):
+    from scipy import ndimage
+
+    ev = M.Evaluator(real, real_count=100, pca_dims=16, seed=0)
+    base, _ = ev(ev.real.copy())
+    brighter, _ = ev(np.clip(ev.real + 0.5, -1, 1))
+    blurred, _ = ev(ndimage.gaussian_filter(ev.real, (0, 1.5, 1.5, 0)))
+    collapsed, _ = ev(np.repeat(ev.real[:1], 100, axis=0))
+    noise, _ = ev(np.random.default_rng(0).uniform(-1, 1, ev.real.shape).astype(np.float32))
+    # SWD normalises descriptors per set (as in the paper): it sees structure, not global brightness
+    for bad in (blurred, collapsed, noise):
+        assert bad["swd"] > 4 * base["swd"]
+    # the feature distances see the distribution shift
+    for bad in (brighter, collapsed, noise):
+        assert bad["fd_pca"] > 10 and bad["kid_pca"] > 1
+    assert collapsed["coverage"] < 0.2 and collapsed["diversity"] == pytest.approx(0.0, abs=1e-6)
+    assert noise["coverage"] < 0.2 and noise["memorisation"] > 1.0
+    assert blurred["diversity"] < 0.9
+
+
+def test_same_seed_same_values_different_seed_close(real):
+    fake = np.random.default_rng(5).uniform(-1, 1, real.shape).astype(np.float32)
+    a, _ = M.Evaluator(real, 64, 16, seed=3)(fake)
+    b, _ = M.Evaluator(real, 64, 16, seed=3)(fake)
+    assert a == b
+    c, _ = M.Evaluator(real, 64, 16, seed=4)(fake)
+    assert c["swd"] == pytest.approx(a["swd"], rel=0.25)
+
+
+def test_pyramid_levels_reconstruct_the_image(real):
+    levels = M.laplacian_pyramid(faces(size=(25, 25)).images[:4])
+    assert [lv.shape[1] for lv in levels] == [25, 13]
+    assert all(np.isfinite(lv).all() for lv in levels)
+    assert abs(levels[0].mean()) < 0.05  # band-pass level: about zero mean
+
+
+def test_run_writes_quality_csv_with_separate_timing(cli, tmp_path):
+    import json
+
+    import pandas as pd
+    from conftest import only_run_dir
+
+    r = cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "40", "--quiet", "--no-report",
+            "--out", tmp_path)
+    assert r.code == 0, r.err
+    rd = only_run_dir(tmp_path, "smoke") / "runs/adam-seed0"
+    q = pd.read_csv(rd / "quality.csv")
+    assert sorted(q.step.unique()) == [0, 20, 40]
+    assert set(M.HEADLINE) <= set(q.metric)
+    assert (q.eval_seconds > 0).all()
+    st = json.loads((rd / "status.json").read_text())
+    assert st["eval_seconds"] > 0 and st["train_seconds"] > 0
+    assert st["train_seconds"] + st["eval_seconds"] <= st["wall_seconds"]
+    # training got better than the untrained generator on the distribution metric
+    swd = q[q.metric == "swd"].set_index("step").value
+    assert swd[40] < swd[0]
+
+
+def test_fid_needs_a_local_file(cli, tmp_path):
+    r = cli("run", "smoke", "--steps", "2", "--quiet", "--fid-weights", tmp_path / "nope.h5", "--out", tmp_path)
+    assert r.code == 2 and "file not found (bench never downloads weights)" in r.err
+    (tmp_path / "bad.h5").write_bytes(b"junk")
+    r = cli("run", "smoke", "--steps", "2", "--quiet", "--fid-weights", tmp_path / "bad.h5", "--out", tmp_path)
+    assert r.code == 2 and "not InceptionV3 weights Keras can load" in r.err
+
+
+def test_fid_from_local_weights(tmp_path):
+    """FID from a weights file on disk: identical sets score ~0, noise scores worse."""
+    import keras
+
+    from bench.fid import fid_scorer
+
+    keras.utils.set_random_seed(0)
+    # a whole-model .keras file at InceptionV3's smallest input keeps the test fast; the code path is
+    # the one a 299x299 weights file takes, with the input size read from the model
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(75, 75, 3))
+    path = tmp_path / "inception.keras"
+    model.save(path)
+    real = faces().images[:8]
+    score = fid_scorer(path, real)
+    same = score(real.copy())["fid"]
+    noise = score(np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32))["fid"]
+    assert abs(same) < 1e-6 * max(noise, 1e-12) + 1e-9
+    assert noise > 1000 * abs(same)
