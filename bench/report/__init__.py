@@ -8,6 +8,7 @@ embedded as data URIs, so it opens from disk, a mail attachment or a CI artifact
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import summary as S
+from bench.config import EvalConfig
 from bench.errors import BenchError
 from bench.report import plots
 from bench.results import RunFiles, atomic_write_bytes, atomic_write_json, ensure_writable, read_json
@@ -116,6 +118,13 @@ def _filmstrips(data: S.RunData) -> list[dict]:
     return strips
 
 
+def _eval_context(m: dict) -> dict:
+    """The evaluation settings of a run (defaults for manifests written before they existed)."""
+    cfg = {**dataclasses.asdict(EvalConfig()), **m.get("config", {}).get("eval", {})}
+    cfg["real"] = m.get("eval", {}).get("real_images", cfg["real"])  # what was used, not what was asked
+    return cfg
+
+
 def _eval_share(data: S.RunData) -> str:
     train = sum(st.get("train_seconds") or 0 for st in data.status.values())
     ev = sum(st.get("eval_seconds") or 0 for st in data.status.values())
@@ -160,8 +169,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "fig_div": _uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
         "fig_quality": _uri(plots.quality_figure(data.quality, data.optimizers, qmetrics)) if qmetrics else None,
         "quality_cols": [(m, QUALITY_HEADERS[m]) for m in quality_columns(data)],
-        "eval": {**m.get("config", {}).get("eval", {}), "real": m.get("eval", {}).get("real_images",
-                                                                               m.get("config", {}).get("eval", {}).get("real"))},
+        "eval": _eval_context(m),
         "eval_share": _eval_share(data),
         "filmstrips": _filmstrips(data),
         "real": _uri(real.read_bytes()) if real.exists() else None,
