@@ -35,6 +35,8 @@ class DataConfig:
     crop: int = 0  # centre crop (square side, source pixels) before resizing; 0 = none
     limit: int = 0  # use the first N images in sorted order; 0 = all
     resample: str = "bilinear"  # Pillow filter for resizing
+    seed: int = 0  # generator seed of synthetic sources (quadratic)
+    standardize: bool = False  # point data: zero mean, unit variance per dimension (plots undo it)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class ModelConfig:
     leaky_slope: float = 0.2
     bn_momentum: float = 0.8  # the classic GAN's value (Keras default is 0.99)
     d_dropout: float = 0.0  # dropout after each hidden layer of D (MNIST tutorial: 0.3)
+    batch_norm: bool = True  # BatchNormalization after each hidden layer of G (the 2-D toy has none)
+    output_activation: str = "tanh"  # tanh for images in [-1, 1]; linear for point data
+    latent: str = "normal"  # z ~ N(0, 1), or "uniform" on [-1, 1] (the 2-D toy)
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,10 @@ def _check(exp: Experiment) -> None:
     for name, widths in (("model.g_widths", m.g_widths), ("model.d_widths", m.d_widths)):
         if not widths or any(w <= 0 for w in widths):
             raise BenchError(f"{name} must be a non-empty list of positive integers, got {list(widths)}")
+    if m.output_activation not in ("tanh", "linear", "sigmoid"):
+        raise BenchError(f"model.output_activation must be tanh, linear or sigmoid, got '{m.output_activation}'")
+    if m.latent not in ("normal", "uniform"):
+        raise BenchError(f"model.latent must be normal or uniform, got '{m.latent}'")
     if not 0 <= m.d_dropout < 1:
         raise BenchError(f"model.d_dropout must be in [0, 1), got {m.d_dropout}")
     if min(d.image_size) <= 0:

@@ -40,17 +40,23 @@ _RESAMPLE = {
 class Dataset:
     """Images in [-1, 1], float32, shape (N, H, W, C), plus where they came from."""
 
-    images: np.ndarray
+    images: np.ndarray  # or points (N, D) for point data
     source: str  # human-readable: what was read
     checksum: str  # sha256 of the uint8 image set: same checksum, same training data
     skipped: int  # files that could not be decoded
     skipped_examples: tuple[str, ...]
     cache: str  # "hit", "written" or "off"
+    scaling: dict | None = None  # point data: {"mean": [...], "std": [...]} when standardised
+
+    @property
+    def is_points(self) -> bool:
+        return self.images.ndim == 2
 
     def describe(self) -> dict:
-        n, h, w, c = self.images.shape
-        return {"source": self.source, "images": n, "shape": [h, w, c], "sha256": self.checksum,
-                "skipped_files": self.skipped, "skipped_examples": list(self.skipped_examples), "cache": self.cache}
+        return {"source": self.source, "images": len(self.images), "shape": list(self.images.shape[1:]),
+                "kind": "points" if self.is_points else "images", "sha256": self.checksum,
+                "skipped_files": self.skipped, "skipped_examples": list(self.skipped_examples), "cache": self.cache,
+                **({"standardized": self.scaling} if self.scaling else {})}
 
 
 # ------------------------------------------------------------- image handling
@@ -244,6 +250,29 @@ def load_mnist(cfg: DataConfig):
     return np.stack(imgs), f"MNIST x_train from {p}"
 
 
+def load_digits(cfg: DataConfig):
+    """The 1797 8x8 handwritten digits bundled with scikit-learn (values 0-16): no download."""
+    try:
+        from sklearn.datasets import load_digits as sk_digits
+    except ImportError:
+        raise BenchError("dataset 'digits' needs scikit-learn (pip install scikit-learn)") from None
+    x = sk_digits().images
+    if cfg.limit:
+        if cfg.limit > len(x):
+            raise BenchError(f"data.limit is {cfg.limit} but the digits set holds {len(x)} images; lower --limit")
+        x = x[: cfg.limit]
+    x = np.round(x * 255 / 16).astype(np.uint8)
+    imgs = [_to_model_image(Image.fromarray(a, "L"), cfg, f"digits[{i}]") for i, a in enumerate(x)]
+    return np.stack(imgs), "scikit-learn digits: 8x8 handwritten digits"
+
+
+def load_quadratic(cfg: DataConfig):
+    """Points (x, 10 + x^2), x uniform on [-50, 50]: the classic 2-D GAN toy, generated from data.seed."""
+    n = cfg.limit or 10_000
+    x = np.random.default_rng([cfg.seed, 0x2D]).uniform(-50, 50, n)
+    return np.stack([x, 10 + x ** 2], axis=1).astype(np.float32), f"{n} points (x, 10 + x^2), x ~ U[-50, 50], seed {cfg.seed}"
+
+
 # Name -> (loader, one-line description). A loader returns either a _FileSource (decoded and
 # cached here) or (uint8 images, description) for sources that are already arrays.
 DATASETS: dict[str, tuple[Callable, str]] = {
@@ -251,6 +280,8 @@ DATASETS: dict[str, tuple[Callable, str]] = {
     "celeba": (load_celeba, "CelebA aligned JPEGs: img_align_celeba/ folder or img_align_celeba.zip (--data)"),
     "folder": (load_folder, "any folder or .zip of images, read recursively in sorted order (--data)"),
     "mnist": (load_mnist, "MNIST .npz in the Keras layout, x_train (--data)"),
+    "digits": (load_digits, "1797 8x8 handwritten digits bundled with scikit-learn (offline)"),
+    "quadratic": (load_quadratic, "2-D points (x, 10 + x^2), x ~ U[-50, 50], generated (offline)"),
 }
 
 
@@ -316,5 +347,12 @@ def load(cfg: DataConfig, use_cache: bool = True) -> Dataset:
     else:
         images, source = loaded
     digest = hashlib.sha256(str(images.shape).encode() + images.tobytes()).hexdigest()
+    if images.dtype != np.uint8:  # point data: as generated, optionally standardised
+        scaling = None
+        if cfg.standardize:
+            mean, std = images.mean(axis=0), images.std(axis=0)
+            images = ((images - mean) / np.where(std > 0, std, 1)).astype(np.float32)
+            scaling = {"mean": mean.tolist(), "std": std.tolist()}
+        return Dataset(images.astype(np.float32), source, digest, 0, (), cache_state, scaling)
     scaled = (images.astype(np.float32) - 127.5) / 127.5
     return Dataset(scaled, source, digest, len(skipped), tuple(skipped[:5]), cache_state)

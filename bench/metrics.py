@@ -193,7 +193,7 @@ class Evaluator:
         self.train = train
         self.seed = seed
         self.patches = patches_per_image
-        self.pca = PCA.fit(self.real, min(pca_dims, len(self.real) - 1))
+        self.pca = PCA.fit(self.real, min(pca_dims, len(self.real) - 1, self.real[0].size))
         self.real_features = self.pca(self.real)
         self.real_diversity = mean_pairwise(self.real)
         self.train_nn = train_nn_distance(train, seed=seed)
@@ -206,7 +206,7 @@ class Evaluator:
         if not np.isfinite(fake).all():
             return {}, time.perf_counter() - t0
         feats = self.pca(fake)
-        out = swd(self.real, fake, self.seed, self.patches)
+        out = swd(self.real, fake, self.seed, self.patches) if self.real.ndim == 4 else {}  # patches need images
         out.update({
             "fd_pca": frechet_distance(self.real_features, feats),
             "kid_pca": kernel_distance(self.real_features, feats),

@@ -6,30 +6,37 @@ numerically stable and identical in eager and graph mode.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
 from bench.config import ModelConfig
 
 
-def build_generator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> keras.Model:
-    h, w, c = image_shape
+def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...]) -> keras.Model:
+    """z -> a sample of ``data_shape``: an image (H, W, C) or a point (D,)."""
     z = keras.Input((cfg.latent_dim,), name="z")
     x = z
     for i, width in enumerate(cfg.g_widths):
         x = layers.Dense(width, name=f"dense_{i}")(x)
         x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, name=f"leaky_{i}")(x)
-        x = layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn_{i}")(x)
-    x = layers.Dense(h * w * c, activation="tanh", name="pixels")(x)
-    return keras.Model(z, layers.Reshape((h, w, c), name="image")(x), name="generator")
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(momentum=cfg.bn_momentum, name=f"bn_{i}")(x)
+    x = layers.Dense(math.prod(data_shape), activation=cfg.output_activation, name="output")(x)
+    if len(data_shape) > 1:
+        x = layers.Reshape(data_shape, name="image")(x)
+    return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> keras.Model:
-    img = keras.Input(image_shape, name="image")
+def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...]) -> keras.Model:
+    """A sample -> one logit. The last hidden layer is named ``features`` (the 2-D toy plots it)."""
+    img = keras.Input(data_shape, name="sample")
     x = layers.Flatten(name="flatten")(img)
+    last = len(cfg.d_widths) - 1
     for i, width in enumerate(cfg.d_widths):
         x = layers.Dense(width, name=f"dense_{i}")(x)
-        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, name=f"leaky_{i}")(x)
+        x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, name="features" if i == last else f"leaky_{i}")(x)
         if cfg.d_dropout:
             x = layers.Dropout(cfg.d_dropout, name=f"dropout_{i}")(x)
     return keras.Model(img, layers.Dense(1, name="logit")(x), name="discriminator")

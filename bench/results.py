@@ -252,8 +252,21 @@ def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.nda
     return grid[..., 0] if c == 1 else grid
 
 
+def save_arrays(folder: Path, stem: str, **arrays: np.ndarray) -> None:
+    """Several arrays in one ``.npz``, written to a temporary file and renamed."""
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{stem}.npz.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, folder / f"{stem}.npz")
+
+
 def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> None:
-    """Raw float32 array and a PNG grid (upscaled ``scale`` times, nearest) of the same images."""
+    """Raw float32 array and a PNG grid (upscaled ``scale`` times, nearest) of the same images.
+
+    Point data (N, D) gets the array only: the report draws it (training never imports matplotlib).
+    """
     from PIL import Image
 
     with writing(folder):
@@ -262,6 +275,8 @@ def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> 
         with open(buf, "wb") as f:
             np.save(f, images.astype(np.float32))
         os.replace(buf, folder / f"{stem}.npy")
+        if images.ndim != 4:
+            return
         img = Image.fromarray(to_grid(images))
         if scale > 1:
             img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)

@@ -100,8 +100,10 @@ class Progress:
 
 def eval_latents(exp: Experiment) -> np.ndarray:
     """The fixed latent bank the quality metrics score: the same for every optimizer and seed."""
+    from bench.train import draw_latents
+
     rng = np.random.default_rng([exp.eval.seed, 0xB4])
-    return rng.standard_normal((exp.eval.samples, exp.model.latent_dim), dtype=np.float32)
+    return draw_latents(rng, (exp.eval.samples, exp.model.latent_dim), exp.model.latent)
 
 
 def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions,
@@ -139,9 +141,16 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
         ok = bool(np.all(np.isfinite(values[: len(LOSSES)])))
         log.write(step, values, "ok" if ok else "diverged", seconds, elapsed())
 
+    plot_features = exp.model.d_widths[-1] == 2  # the 2-D toy: D's 2-unit layer is worth a plot
+    real_ref = np.load(run_dir / "real.npy") if plot_features else None
+
     def on_sample(step: int) -> None:
         nonlocal eval_seconds
-        results.save_images(files.samples, f"step_{step:06d}", trainer.generate(z_fixed))
+        fake = trainer.generate(z_fixed)
+        results.save_images(files.samples, f"step_{step:06d}", fake)
+        if plot_features:
+            results.save_arrays(files.samples, f"dfeat_step_{step:06d}",
+                                real=trainer.d_features(real_ref), fake=trainer.d_features(fake))
         if evaluator is not None and (step % (exp.eval.every or exp.train.sample_every) == 0 or step == exp.train.steps):
             t0 = time.perf_counter()
             values, _ = evaluator(trainer.generate(z_bank))
@@ -217,8 +226,9 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
 
     dataset, runtime = prepared.dataset, prepared.runtime
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr))
-    n, h, w, c = dataset.images.shape
-    say(f"data: {dataset.source}; {n} images at {h}x{w}x{c} (decode cache: {dataset.cache})")
+    shape = "x".join(str(d) for d in dataset.images.shape[1:])
+    kind = "points" if dataset.is_points else "images"
+    say(f"data: {dataset.source}; {len(dataset.images)} {kind} of {shape} (decode cache: {dataset.cache})")
     say(f"run folder: {run_dir}")
 
     runtime = {**runtime, "jit_compile": exp.train.jit_compile}

@@ -61,20 +61,26 @@ def configure_runtime(threads: int) -> dict:
     return {"intra_op_threads": intra, "inter_op_threads": inter, "op_determinism": True}
 
 
-def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim: int):
+def draw_latents(rng: np.random.Generator, shape: tuple[int, int], kind: str = "normal") -> np.ndarray:
+    if kind == "uniform":
+        return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim: int, latent: str = "normal"):
     """Batch indices and latents of iteration ``step`` (1-based) for ``seed``."""
     rng = np.random.default_rng([seed, step])
     half = batch_size // 2
     idx = rng.integers(0, n_images, size=half, dtype=np.int32)  # with replacement, as the classic loop
-    z_fake = rng.standard_normal((half, latent_dim), dtype=np.float32)
-    z_gen = rng.standard_normal((batch_size, latent_dim), dtype=np.float32)
+    z_fake = draw_latents(rng, (half, latent_dim), latent)
+    z_gen = draw_latents(rng, (batch_size, latent_dim), latent)
     return idx, z_fake, z_gen
 
 
 def sample_latents(exp: Experiment) -> np.ndarray:
     """The fixed latent batch for sample grids: the same for every optimizer and seed."""
     rng = np.random.default_rng([exp.train.sample_seed, 0x5A])
-    return rng.standard_normal((exp.train.sample_count, exp.model.latent_dim), dtype=np.float32)
+    return draw_latents(rng, (exp.train.sample_count, exp.model.latent_dim), exp.model.latent)
 
 
 class GanTrainer:
@@ -104,6 +110,8 @@ class GanTrainer:
         self.block = exp.train.steps_per_call
         self._block = tf.function(self._train_block, jit_compile=exp.train.jit_compile)
         self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False)
+        feats = self.discriminator.get_layer("features").output
+        self._d_features = keras.Model(self.discriminator.input, feats)  # shares D's weights
 
     @staticmethod
     def _norm(grads):
@@ -174,7 +182,7 @@ class GanTrainer:
     def run_block(self, first: int, n: int) -> np.ndarray:
         """Run iterations ``first .. first+n-1`` (1-based); return (n, len(METRICS)) float64 values."""
         t = self.exp.train
-        inputs = [step_inputs(self.seed, s, self.n_images, t.batch_size, self.exp.model.latent_dim)
+        inputs = [step_inputs(self.seed, s, self.n_images, t.batch_size, self.exp.model.latent_dim, self.exp.model.latent)
                   for s in range(first, first + n)]
         # pad to the compiled block size: one trace serves every block length
         inputs += [tuple(np.zeros_like(a) for a in inputs[0])] * (self.block - n)
@@ -188,6 +196,10 @@ class GanTrainer:
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         return self._generate(z).numpy()
+
+    def d_features(self, x: np.ndarray) -> np.ndarray:
+        """D's last hidden layer (inference mode): the 2-unit layer of the 2-D toy is plotted."""
+        return self._d_features(x, training=False).numpy()
 
     # --- state, for checkpoints: every variable of both networks and both optimizers, in a fixed order
     def _variables(self) -> list:

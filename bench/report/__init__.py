@@ -95,25 +95,53 @@ def _params(manifest: dict, label: str) -> str:
     return ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "type" and not isinstance(v, dict)) or "Keras defaults"
 
 
-def _filmstrips(data: S.RunData) -> list[dict]:
+def _unscale(points: np.ndarray, manifest: dict) -> np.ndarray:
+    """Point data back in the units of the data set (training may have standardised it)."""
+    sc = manifest.get("data", {}).get("standardized")
+    return points * np.asarray(sc["std"]) + np.asarray(sc["mean"]) if sc else points
+
+
+def _frames(data: S.RunData, label: str, seed: int, kind: str) -> dict[int, Path]:
+    """step -> file of one run's saved samples: PNG grids, raw point arrays, or D-feature arrays."""
+    folder = RunFiles.of(data.run_dir, label, seed).samples
+    pattern = {"images": "step_*.png", "points": "step_*.npy", "features": "dfeat_step_*.npz"}[kind]
+    return {int(p.stem.rsplit("_", 1)[1]): p for p in folder.glob(pattern)} if folder.exists() else {}
+
+
+def _filmstrips(data: S.RunData, kind: str) -> list[dict]:
     """Per seed: the same fixed latents at the same steps, one row per optimizer."""
+    real_points = None
+    if kind == "points":
+        real_points = _unscale(np.load(data.run_dir / "real.npy"), data.manifest)
     strips = []
     for seed in data.seeds:
-        steps_avail: set[int] | None = None
-        per_opt = {}
-        for label in data.optimizers:
-            folder = RunFiles.of(data.run_dir, label, seed).samples
-            found = {int(p.stem[5:]): p for p in folder.glob("step_*.png")} if folder.exists() else {}
-            per_opt[label] = found
-            steps_avail = set(found) if steps_avail is None else steps_avail | set(found)
+        per_opt = {label: _frames(data, label, seed, kind) for label in data.optimizers}
+        steps_avail = sorted(set().union(*per_opt.values()))
         if not steps_avail:
             continue
-        ordered = sorted(steps_avail)
-        pick = sorted({ordered[int(round(i))] for i in np.linspace(0, len(ordered) - 1, min(FILMSTRIP_FRAMES, len(ordered)))})
+        pick = sorted({steps_avail[int(round(i))] for i in np.linspace(0, len(steps_avail) - 1, min(FILMSTRIP_FRAMES, len(steps_avail)))})
+        lims = None
+        if kind == "features":  # one scale per seed so frames compare
+            pts = [np.load(per_opt[lb][st])[k] for lb in data.optimizers for st in pick if st in per_opt[lb] for k in ("real", "fake")]
+            lims = plots.limits(np.concatenate([p[np.isfinite(p).all(axis=1)] for p in pts]))
+        elif kind == "points":
+            lims = plots.limits(real_points)
         rows = []
         for label in data.optimizers:
-            rows.append({"optimizer": label, "frames": [
-                {"step": s, "src": _uri(per_opt[label][s].read_bytes()) if s in per_opt[label] else None} for s in pick]})
+            frames = []
+            for st in pick:
+                path = per_opt[label].get(st)
+                if path is None:
+                    src = None
+                elif kind == "images":
+                    src = _uri(path.read_bytes())
+                elif kind == "points":
+                    src = _uri(plots.scatter_png(real_points, _unscale(np.load(path), data.manifest), lims=lims))
+                else:
+                    with np.load(path) as z:
+                        src = _uri(plots.scatter_png(z["real"], z["fake"], ("D features of real", "of generated"), lims))
+                frames.append({"step": st, "src": src})
+            rows.append({"optimizer": label, "frames": frames})
         strips.append({"seed": seed, "steps": pick, "rows": rows})
     return strips
 
@@ -149,7 +177,11 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
             if frames:
                 divs[label] = pd.concat(frames, ignore_index=True)
     qmetrics = [m for m in (*plots.QUALITY_TITLES,) if len(data.quality) and m in set(data.quality.metric)]
+    points = m.get("data", {}).get("kind") == "points"
     real = Path(run_dir) / "real.png"
+    real_uri = _uri(real.read_bytes()) if real.exists() else None
+    if points and (Path(run_dir) / "real.npy").exists():
+        real_uri = _uri(plots.scatter_png(_unscale(np.load(Path(run_dir) / "real.npy"), m), None))
     done = int(data.metrics.step.max())
     context = {
         "m": m,
@@ -171,8 +203,10 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "quality_cols": [(m, QUALITY_HEADERS[m]) for m in quality_columns(data)],
         "eval": _eval_context(m),
         "eval_share": _eval_share(data),
-        "filmstrips": _filmstrips(data),
-        "real": _uri(real.read_bytes()) if real.exists() else None,
+        "filmstrips": _filmstrips(data, "points" if points else "images"),
+        "feature_strips": _filmstrips(data, "features"),
+        "points": points,
+        "real": real_uri,
         "config_json": json.dumps(m.get("config", {}), indent=2),
         "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "thresholds": {"d_wins": S.D_WINS_LOSS, "d_wins_frac": int(S.D_WINS_FRACTION * 100), "collapse": S.COLLAPSE_RATIO},

@@ -177,3 +177,24 @@ def quality_figure(quality: pd.DataFrame, optimizers: list[str], metrics: list[s
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.04), frameon=False)
     fig.tight_layout()
     return _png(fig)
+
+
+def scatter_png(real: np.ndarray, fake: np.ndarray | None, labels=("real", "generated"), lims=None) -> bytes:
+    """A small scatter of real (grey) and generated (red) 2-D points; fixed limits keep frames comparable."""
+    fig, ax = plt.subplots(figsize=(2.3, 2.3))
+    ax.scatter(real[:, 0], real[:, 1], s=3, c="0.55", alpha=0.6, lw=0, label=labels[0])
+    if fake is not None:
+        f = np.where(np.isfinite(fake), fake, np.nan)
+        ax.scatter(f[:, 0], f[:, 1], s=3, c="#d62728", alpha=0.7, lw=0, label=labels[1])
+    if lims is not None:
+        ax.set_xlim(*lims[0])
+        ax.set_ylim(*lims[1])
+    ax.tick_params(labelsize=6)
+    ax.grid(alpha=0.2)
+    return _png(fig)
+
+
+def limits(points: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo, hi = np.nanmin(points, axis=0), np.nanmax(points, axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return ((lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1], hi[1] + pad * span[1]))
