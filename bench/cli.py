@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
     r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
     r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
-    r.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: all cores)")
+    r.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="intra-op threads per run (default: all cores, or cores / --jobs)")
+    r.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                   help="run N (optimizer, seed) pairs at once in separate processes, cores split between them "
+                        "(default 1: one at a time with every core). Same numbers as --jobs 1 --threads cores/N")
     xla = r.add_mutually_exclusive_group()
     xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="compile the step with XLA (default)")
     xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
@@ -161,6 +165,15 @@ def _effective_experiment(args):
         ev["fid_weights"] = str(Path(args.fid_weights).expanduser().resolve())
     for assignment in args.set:
         config.apply_override(raw, assignment)
+    if args.jobs > 1:
+        from bench.train import available_cores
+
+        cores = available_cores()
+        threads = args.threads or train.get("threads", 0) or max(1, cores // args.jobs)
+        if threads * args.jobs > cores:
+            raise BenchError(f"--jobs {args.jobs} x {threads} threads each would oversubscribe the {cores} cores; "
+                             f"use --threads {max(1, cores // args.jobs)} or fewer jobs")
+        train["threads"] = threads  # part of the identity: bits depend on the thread count
     exp = config.experiment_from_dict(raw, str(path))
     if args.optimizers is not None:
         exp = type(exp)(**{**exp.__dict__, "optimizers": optimizers.merge_inline(exp.optimizers, args.optimizers)})
@@ -181,7 +194,7 @@ def _find_resumable(out: Path, exp) -> Path | None:
             m = json.loads((run_dir / "manifest.json").read_text())
         except (OSError, ValueError):
             continue
-        if m.get("status") in ("running", "interrupted") and m.get("config") == want:
+        if m.get("status") in ("running", "interrupted", "finished-with-failures") and m.get("config") == want:
             try:  # still being written by a live process?
                 with open(run_dir / ".lock", "a+") as f:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -196,7 +209,7 @@ def _find_resumable(out: Path, exp) -> Path | None:
 def cmd_run(args) -> int:
     from bench import config, results, runner
 
-    opts = runner.RunOptions(quiet=args.quiet, command=shlex.join(["bench", *args.argv]))
+    opts = runner.RunOptions(quiet=args.quiet, command=shlex.join(["bench", *args.argv]), jobs=args.jobs)
     if args.resume is not None:
         run_dir = args.resume
         changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
@@ -234,6 +247,11 @@ def cmd_run(args) -> int:
         if not args.no_report and any(run_dir.glob("runs/*/metrics.csv")):
             _report_quietly(run_dir, args.reports)
     _print_summary(final, run_dir)
+    failed = [f"{name} ({rec.get('error')})" for name, rec in final["runs"].items() if rec["status"] == "failed"]
+    if failed:
+        print(f"bench: error: {len(failed)} run(s) failed: {'; '.join(failed)}; "
+              f"retry them with: bench run --resume {run_dir}", file=sys.stderr)
+        return 1
     return 0
 
 

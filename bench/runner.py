@@ -77,6 +77,7 @@ def machine_info(runtime: dict) -> dict:
 @dataclass
 class RunOptions:
     quiet: bool = False
+    jobs: int = 1  # parallel worker processes (bench.executors)
     command: str = field(default_factory=lambda: shlex.join(["bench", *sys.argv[1:]]))  # as typed
 
 
@@ -114,7 +115,7 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
     files = RunFiles.of(run_dir, label, seed)
     prior = results.read_json(files.status) if files.status.exists() else {}
     if prior.get("status") in ("finished", "diverged"):
-        return prior  # never redo a finished run
+        return prior  # never redo a finished run (a "failed" pair is retried from its checkpoint)
 
     trainer = GanTrainer(exp, exp.optimizer(label), images, seed)
     start, elapsed0 = 0, 0.0
@@ -187,6 +188,20 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
         print(f"! {label} seed {seed} diverged at step {out.diverged_at} (non-finite loss); the other runs go on",
               file=sys.stderr)
     return record
+
+
+def make_evaluator(exp: Experiment, dataset):
+    """The run's sample-quality scorer (None when disabled): fixed real subset, PCA, optional FID."""
+    if not exp.eval.enabled:
+        return None
+    from bench.metrics import Evaluator
+
+    evaluator = Evaluator(dataset.images, exp.eval.real, exp.eval.pca_dims, exp.eval.seed, exp.eval.patches_per_image)
+    if exp.eval.fid_weights:
+        from bench.fid import fid_scorer
+
+        evaluator.extras.append(fid_scorer(Path(exp.eval.fid_weights), evaluator.real))
+    return evaluator
 
 
 def check_data_fits(exp: Experiment, n_images: int) -> None:
@@ -262,34 +277,40 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     results.save_images(run_dir, "real", real)
 
     evaluator = None
-    if exp.eval.enabled:
-        from bench.metrics import Evaluator
-
+    if exp.eval.enabled and opts.jobs == 1:
         t0 = time.perf_counter()
-        evaluator = Evaluator(dataset.images, exp.eval.real, exp.eval.pca_dims, exp.eval.seed, exp.eval.patches_per_image)
-        if exp.eval.fid_weights:
-            from bench.fid import fid_scorer
-
-            evaluator.extras.append(fid_scorer(Path(exp.eval.fid_weights), evaluator.real))
+        evaluator = make_evaluator(exp, dataset)
         say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images "
             f"(set-up {time.perf_counter() - t0:.1f} s)")
         manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
                             "setup_seconds": round(time.perf_counter() - t0, 3)}
         results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+    elif exp.eval.enabled:
+        manifest["eval"] = {"samples": exp.eval.samples, "real_images": min(exp.eval.real, len(dataset.images))}
 
+    def record(label: str, seed: int, rec: dict) -> None:
+        manifest["runs"][results.run_name(label, seed)] = rec
+        results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+
+    pairs = [(o.label, seed) for o in exp.optimizers for seed in exp.seeds]
+    manifest["machine"]["jobs"] = opts.jobs
     interrupted = False
     try:
-        for label in (o.label for o in exp.optimizers):
-            for seed in exp.seeds:
-                rec = _train_one(exp, label, seed, dataset.images, run_dir, opts, evaluator)
-                manifest["runs"][results.run_name(label, seed)] = rec
-                results.atomic_write_json(run_dir / results.MANIFEST, manifest)
+        if opts.jobs > 1:
+            from bench.executors import run_parallel
+
+            for label, seed, reason in run_parallel(exp, run_dir, pairs, opts.jobs, record, opts.quiet):
+                record(label, seed, {"optimizer": label, "seed": seed, "status": "failed", "error": reason})
+        else:
+            for label, seed in pairs:
+                record(label, seed, _train_one(exp, label, seed, dataset.images, run_dir, opts, evaluator))
     except KeyboardInterrupt:
         interrupted = True
     states = [r["status"] for r in manifest["runs"].values()]
-    complete = len(states) == len(exp.optimizers) * len(exp.seeds)
+    complete = len(states) == len(pairs)
     manifest["status"] = "interrupted" if interrupted or not complete else (
-        "finished" if all(s == "finished" for s in states) else "finished-with-divergence")
+        "finished" if all(s == "finished" for s in states) else
+        "finished-with-failures" if "failed" in states else "finished-with-divergence")
     manifest["finished"] = _now()
     results.atomic_write_json(run_dir / results.MANIFEST, manifest)
     if interrupted:

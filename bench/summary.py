@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.metrics import mean_pairwise
-from bench.results import MANIFEST, RunFiles, read_json, run_name
+from bench.results import MANIFEST, RunFiles, csv_columns, read_json, run_name
 
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")
 LOSS_TITLES = {"d_loss_real": "D loss on real", "d_loss_fake": "D loss on fake", "g_loss": "G loss"}
@@ -97,7 +97,7 @@ def load_run(run_dir: Path) -> RunData:
             if q is not None and len(q):
                 qframes.append(q)
             status[run_name(label, seed)] = read_json(files.status) if files.status.exists() else {"status": "missing"}
-    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["optimizer", "seed", "step"])
+    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(csv_columns()))
     quality = (pd.concat(qframes, ignore_index=True) if qframes
                else pd.DataFrame(columns=["optimizer", "seed", "step", "metric", "value"]))
     state = manifest.get("status", "running")

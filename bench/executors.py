@@ -1,0 +1,156 @@
+"""Run the (optimizer, seed) pairs of one run folder one at a time or in parallel processes.
+
+Every pair is independent (paired design: all randomness comes from the seed), so any
+executor gives the same numbers as long as each pair runs with the same thread count;
+the thread count is part of the effective configuration, and ``--jobs N`` sets it to
+cores // N so that N workers never oversubscribe the cores.
+
+N spawned worker processes (TensorFlow is not fork-safe) import TensorFlow and load the
+data once, then train the pairs the parent hands them one at a time into the shared run
+folder; the pair's outcome is read back from its own files, and the parent alone writes
+the manifest. A worker that dies is replaced and its pair retried once from its last
+checkpoint, then reported as failed: never silently lost, and no other pair goes with it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from bench.config import Experiment
+
+RETRIES = 1
+
+
+def _inject_fault(run_dir: str, name: str) -> None:
+    """Test hook: BENCH_FAULT_INJECT=<pair>:once|always makes that pair's worker die abruptly."""
+    spec = os.environ.get("BENCH_FAULT_INJECT", "")
+    pair, _, mode = spec.partition(":")
+    if pair != name:
+        return
+    marker = Path(run_dir) / f".fault-{name}"
+    if mode == "always" or not marker.exists():
+        marker.touch()
+        os._exit(70)  # no cleanup, no exception: what a segfault or the OOM killer looks like
+
+
+def _worker(config: dict, run_dir: str, conn) -> None:
+    """A long-lived worker: imports TensorFlow and loads the data once, then trains the pairs
+    the parent sends, one at a time, answering ("done" | "error", label, seed, message)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bench import runner
+    from bench.config import experiment_from_dict
+
+    exp = experiment_from_dict(config, "worker")
+    prepared = runner.prepare(exp)
+    evaluator = runner.make_evaluator(exp, prepared.dataset)
+    opts = runner.RunOptions(quiet=True)
+    while (task := conn.recv()) is not None:
+        label, seed = task
+        _inject_fault(run_dir, f"{label}-seed{seed}")
+        try:
+            runner._train_one(exp, label, seed, prepared.dataset.images, Path(run_dir), opts, evaluator)
+            conn.send(("done", label, seed, ""))
+        except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            conn.send(("error", label, seed, f"{type(e).__name__}: {msg}"))
+
+
+class _Slot:
+    """One worker process and the pair it is training (None when idle)."""
+
+    def __init__(self, ctx, config: dict, run_dir: Path):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(config, str(run_dir), child), daemon=True)
+        self.proc.start()
+        child.close()
+        self.pair: tuple[str, int] | None = None
+
+    def give(self, pair: tuple[str, int] | None) -> None:
+        self.pair = pair
+        self.conn.send(pair)
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join()
+
+
+def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: int,
+                 on_done: Callable[[str, int, dict], None], quiet: bool = False) -> list[tuple[str, int, str]]:
+    """Run ``pairs`` on ``jobs`` worker processes; ``on_done`` gets each record as its pair finishes.
+
+    Returns the pairs that failed for good, with the reason.
+    """
+    from bench.results import RunFiles, read_json
+
+    config = exp.to_dict()
+    ctx = mp.get_context("spawn")
+    queue = list(pairs)
+    attempts = dict.fromkeys(pairs, 0)
+    failed: list[tuple[str, int, str]] = []
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    total, done, t0 = len(pairs), 0, time.perf_counter()
+
+    def settle(pair: tuple[str, int], ok: bool, reason: str) -> None:
+        nonlocal done
+        label, seed = pair
+        attempts[pair] += 1
+        if ok:
+            record = read_json(RunFiles.of(run_dir, label, seed).status)
+            done += 1
+            on_done(label, seed, record)
+            say(f"[{done}/{total}] {label} seed {seed}: {record['status']} "
+                f"({record.get('wall_seconds', 0):.1f} s; {time.perf_counter() - t0:.0f} s elapsed)")
+        elif attempts[pair] <= RETRIES:
+            say(f"! {label} seed {seed}: {reason}; retrying from its last checkpoint")
+            queue.append(pair)
+        else:
+            say(f"! {label} seed {seed}: {reason}; giving up after {attempts[pair]} attempts")
+            failed.append((label, seed, reason))
+
+    slots = [_Slot(ctx, config, run_dir) for _ in range(min(jobs, len(pairs)))]
+    try:
+        for slot in slots:
+            slot.give(queue.pop(0))
+        while any(s.pair for s in slots):
+            busy = [s for s in slots if s.pair]
+            ready = set(wait([s.conn for s in busy] + [s.proc.sentinel for s in busy]))
+            for i, slot in enumerate(slots):
+                if slot.pair is None:
+                    continue
+                message = None
+                if slot.conn in ready:
+                    try:
+                        message = slot.conn.recv()
+                    except (EOFError, OSError):  # the worker's end closed: it died
+                        message = None
+                if message is not None:
+                    status, _, _, reason = message
+                    pair = slot.pair
+                    slot.pair = None
+                    settle(pair, status == "done", reason)
+                elif slot.conn in ready or slot.proc.sentinel in ready:  # died mid-pair: replace, retry
+                    slot.proc.join()
+                    code = slot.proc.exitcode
+                    pair = slot.pair
+                    slot.stop()
+                    settle(pair, False, f"worker process died (exit code {code})" if code and code > 0
+                           else f"worker process killed by signal {-(code or 0)}")
+                    slots[i] = slot = _Slot(ctx, config, run_dir)
+                if slot.pair is None and queue:
+                    slot.give(queue.pop(0))
+    finally:  # done, Ctrl-C or an error in the parent: no orphan workers keep writing
+        for slot in slots:
+            if slot.proc.is_alive() and slot.pair is None:
+                try:
+                    slot.conn.send(None)
+                except OSError:
+                    pass
+            slot.stop() if slot.pair is not None else slot.proc.join(timeout=30)
+    return failed

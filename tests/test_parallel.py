@@ -1,0 +1,66 @@
+"""--jobs N: same numbers as one at a time at the same thread count; dead workers retried or reported."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from conftest import only_run_dir, read_values
+
+ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "30", "--quiet", "--no-report", "--fresh"]
+
+
+def _values(out):
+    run_dir = only_run_dir(out, "smoke")
+    return run_dir, {p.parent.name: read_values(p) for p in sorted(run_dir.glob("runs/*/metrics.csv"))}
+
+
+def test_jobs_2_equals_sequential_at_the_same_thread_count(cli, tmp_path):
+    assert cli(*ARGS, "--threads", "1", "--out", tmp_path / "seq").code == 0
+    r = cli(*ARGS, "--jobs", "2", "--out", tmp_path / "par")
+    assert r.code == 0, r.err
+    seq_dir, seq = _values(tmp_path / "seq")
+    par_dir, par = _values(tmp_path / "par")
+    assert set(seq) == set(par) == {"sgd-seed0", "sgd-seed1", "adam-seed0", "adam-seed1"}
+    for name in seq:
+        pd.testing.assert_frame_equal(seq[name], par[name], check_exact=True)
+        qa = pd.read_csv(seq_dir / "runs" / name / "quality.csv").drop(columns="eval_seconds")
+        qb = pd.read_csv(par_dir / "runs" / name / "quality.csv").drop(columns="eval_seconds")
+        pd.testing.assert_frame_equal(qa, qb, check_exact=True)
+    m = json.loads((par_dir / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["machine"]["jobs"] == 2 and m["config"]["train"]["threads"] == 1
+
+
+def test_jobs_never_oversubscribe(cli, tmp_path):
+    from bench.train import available_cores
+
+    r = cli(*ARGS, "--jobs", "2", "--threads", str(available_cores()), "--out", tmp_path)
+    assert r.code == 2 and "oversubscribe" in r.err
+
+
+def test_a_worker_that_dies_once_is_retried(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_FAULT_INJECT", "adam-seed1:once")
+    r = cli(*ARGS, "--jobs", "2", "--no-eval", "--out", tmp_path)
+    assert r.code == 0, r.err
+    run_dir = only_run_dir(tmp_path, "smoke")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["runs"]["adam-seed1"]["status"] == "finished"
+    assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 30
+
+
+def test_a_worker_that_keeps_dying_is_reported_not_lost(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_FAULT_INJECT", "sgd-seed0:always")
+    r = cli(*ARGS, "--jobs", "2", "--no-eval", "--out", tmp_path)
+    assert r.code == 1
+    assert "1 run(s) failed: sgd-seed0 (worker process died (exit code 70))" in r.err and "bench run --resume" in r.err
+    run_dir = only_run_dir(tmp_path, "smoke")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-failures"
+    assert m["runs"]["sgd-seed0"]["status"] == "failed"
+    assert {m["runs"][n]["status"] for n in ("sgd-seed1", "adam-seed0", "adam-seed1")} == {"finished"}
+    # once the cause is gone, re-running the same command finishes the failed pair in the same folder
+    monkeypatch.delenv("BENCH_FAULT_INJECT")
+    r = cli(*ARGS[:-1], "--jobs", "2", "--no-eval", "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert only_run_dir(tmp_path, "smoke") == run_dir
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
