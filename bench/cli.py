@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="compare a run's loss trends to a baseline; exit 1 on regression",
                        description="Exit 0 when every trend metric lies in the baseline band, 1 when one does not "
                                    "(regression), 2 when the input is unusable (bad baseline, unfinished run, "
-                                   "different experiment identity).")
+                                   "different step count; with --strict-identity, a changed configuration).")
     c.add_argument("results_dir", type=Path, metavar="RUN_DIR",
                    help="the run folder to check, or a folder of runs (the newest is used)")
     c.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="baseline JSON from `bench baseline`")
@@ -182,8 +182,9 @@ def _effective_experiment(args):
 
 def _find_resumable(out: Path, exp) -> Path | None:
     """The newest run folder of ``exp`` with the identical configuration that did not finish."""
-    import fcntl
     import json
+
+    from bench.results import writer_alive
 
     folder = out / exp.name
     if not folder.is_dir():
@@ -195,14 +196,8 @@ def _find_resumable(out: Path, exp) -> Path | None:
         except (OSError, ValueError):
             continue
         if m.get("status") in ("running", "interrupted", "finished-with-failures") and m.get("config") == want:
-            try:  # still being written by a live process?
-                with open(run_dir / ".lock", "a+") as f:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            except OSError:
-                continue
-            return run_dir
+            if not writer_alive(run_dir):  # a live process still writing it is left alone
+                return run_dir
     return None
 
 

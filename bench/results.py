@@ -138,6 +138,18 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         f.close()
 
 
+def writer_alive(run_dir: Path) -> bool:
+    """Whether a bench process holds ``run_dir``'s lock right now (a run in progress)."""
+    try:
+        with open(run_dir / ".lock", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 # ------------------------------------------------------------------ per-run files
 
 

@@ -6,7 +6,6 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
-import fcntl
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.metrics import mean_pairwise
-from bench.results import MANIFEST, RunFiles, csv_columns, read_json, run_name
+from bench.results import MANIFEST, RunFiles, csv_columns, read_json, run_name, writer_alive
 
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")
 LOSS_TITLES = {"d_loss_real": "D loss on real", "d_loss_fake": "D loss on fake", "g_loss": "G loss"}
@@ -42,38 +41,25 @@ class RunData:
         return int(self.manifest["config"]["train"]["steps"])
 
 
-def _writer_alive(run_dir: Path) -> bool:
+def _read_log(path: Path, last_column: str) -> pd.DataFrame | None:
+    """One of a run's CSV logs; a torn last line (a kill mid-write) is dropped, not fatal."""
+    if not path.exists():
+        return None
     try:
-        with open(run_dir / ".lock", "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+        df = pd.read_csv(path, on_bad_lines="skip")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: unreadable CSV ({e})") from None
+    if "step" not in df.columns or last_column not in df.columns:
+        raise BenchError(f"{path}: not a bench log (no step/{last_column} columns)")
+    return df.dropna(subset=[last_column])
 
 
 def read_metrics(path: Path) -> pd.DataFrame | None:
-    """One run's CSV; a torn last line (a kill mid-write) is dropped, not fatal."""
-    if not path.exists():
-        return None
-    try:
-        df = pd.read_csv(path, on_bad_lines="skip")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: unreadable CSV ({e})") from None
-    if "step" not in df.columns or "status" not in df.columns:
-        raise BenchError(f"{path}: not a bench metrics file (no step/status columns)")
-    return df.dropna(subset=["status"])
+    return _read_log(path, "status")
 
 
 def read_quality(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        df = pd.read_csv(path, on_bad_lines="skip")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: unreadable CSV ({e})") from None
-    return df.dropna(subset=["value"]) if "value" in df.columns else None
+    return _read_log(path, "value")
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -102,7 +88,7 @@ def load_run(run_dir: Path) -> RunData:
                else pd.DataFrame(columns=["optimizer", "seed", "step", "metric", "value"]))
     state = manifest.get("status", "running")
     if state == "running":
-        state = "in progress" if _writer_alive(run_dir) else "interrupted"
+        state = "in progress" if writer_alive(run_dir) else "interrupted"
     return RunData(run_dir, manifest, metrics, quality, status, optimizers, seeds, state)
 
 
