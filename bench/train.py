@@ -226,9 +226,6 @@ class LoopResult:
     train_seconds: float = 0.0  # time inside the compiled step only
 
 
-Callback = Callable[..., None]
-
-
 def run_loop(
     trainer: GanTrainer,
     start_step: int,
