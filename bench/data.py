@@ -15,6 +15,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,17 +138,11 @@ def _zip_source(path: Path, prefer_dir: str | None) -> _FileSource:
         def read() -> bytes:
             try:
                 return zf.read(n)
-            except (zipfile.BadZipFile, zlib_error) as e:  # a damaged member is a corrupt file
+            except (zipfile.BadZipFile, zlib.error) as e:  # a damaged member is a corrupt file
                 raise OSError(str(e)) from None
         return read
 
     return _FileSource(f"{path}", names, reader, lambda used: [str(path.resolve()), st.st_size, st.st_mtime_ns, len(used)])
-
-
-try:
-    from zlib import error as zlib_error
-except ImportError:  # pragma: no cover
-    zlib_error = OSError
 
 
 def _decode_first(src: _FileSource, cfg: DataConfig) -> tuple[np.ndarray, list[str], list[str]]:
