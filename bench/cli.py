@@ -61,39 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the same GAN once per (optimizer, seed), everything else fixed, and write "
                                    "results/<experiment>/<run-id>/. Options override the experiment file; the effective "
                                    "configuration is saved with the run.")
-    r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; default: faces")
-    r.add_argument("--optimizers", metavar="SPEC",
-                   help='comma-separated optimizers, each optionally with hyper-parameters: '
-                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '
-                        'generator.KEY / discriminator.KEY set one network. Default: the experiment\'s list')
-    r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
-    r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
-    r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")
-    r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
-    r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
-    r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
-    r.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="intra-op threads per run (default: all cores, or cores / --jobs)")
-    r.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
-                   help="run N (optimizer, seed) pairs at once in separate processes, cores split between them "
-                        "(default 1: one at a time with every core). Same numbers as --jobs 1 --threads cores/N")
-    xla = r.add_mutually_exclusive_group()
-    xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="compile the step with XLA (default)")
-    xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
-    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
-    r.add_argument("--no-eval", action="store_true", help="skip the sample-quality metrics (quality.csv)")
-    r.add_argument("--fid-weights", metavar="FILE",
-                   help="local InceptionV3 weights (.h5/.keras) to add FID to the quality metrics; never downloaded")
-    r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")
-    r.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the unfinished runs of RUN_DIR from their checkpoints")
-    r.add_argument("--fresh", action="store_true", help="always start a new run folder (default: an interrupted run "
-                                                        "with the identical configuration is resumed)")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
-    r.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
-                   help="where the HTML report goes (default: reports/)")
-    r.add_argument("--no-report", action="store_true", help="do not write the HTML report after the run")
+    _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints")
     r.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="tune each optimizer with the same budget, then compare tuned with default",
+                        description="Run the experiment's [sweep]: every optimizer gets the same number of settings from "
+                                    "its own search space (search phase, on the search seeds), the declared criterion "
+                                    "picks each one's best, and the best and the default settings are rerun side by "
+                                    "side on the final seeds (final phase; --seeds sets them). Writes "
+                                    "results/<experiment>/sweep-<id>/ and a report with each optimizer's sensitivity "
+                                    "and the tuned-versus-default comparison. Resumable like bench run.",
+                        epilog="example [sweep] table: see experiments/smoke.toml; "
+                               "override with --set sweep.budget=8 --set sweep.criterion=fd_pca")
+    _training_options(sw, "SWEEP_DIR", "continue an unfinished sweep")
+    sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="write the HTML report of one or more run folders",
                         description="Write reports/<experiment>/<run-id>/index.html for a run folder (or for every run "
@@ -135,6 +116,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str) -> None:
+    """The options `bench run` and `bench sweep` share: what to train, where, and on which executor."""
+    r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; default: faces")
+    r.add_argument("--optimizers", metavar="SPEC",
+                   help='comma-separated optimizers, each optionally with hyper-parameters: '
+                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '
+                        'generator.KEY / discriminator.KEY set one network. Default: the experiment\'s list')
+    r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
+    r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
+    r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")
+    r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
+    r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
+    r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
+    r.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="intra-op threads per run (default: all cores, or cores / --jobs; 1 with --executor ray)")
+    r.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                   help="run N (optimizer, seed) pairs at once in separate processes, cores split between them "
+                        "(default 1: one at a time with every core). Same numbers as --jobs 1 --threads cores/N. "
+                        "With --executor ray: at most N tasks at once (default: as many as the cluster takes)")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default), or Ray tasks on a cluster (needs: pip install 'bench[ray]'); "
+                        "same numbers at the same --threads")
+    r.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to use, e.g. 10.0.0.5:6379 or auto (default: start a local Ray)")
+    xla = r.add_mutually_exclusive_group()
+    xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="compile the step with XLA (default)")
+    xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
+    r.add_argument("--no-eval", action="store_true", help="skip the sample-quality metrics (quality.csv)")
+    r.add_argument("--fid-weights", metavar="FILE",
+                   help="local InceptionV3 weights (.h5/.keras) to add FID to the quality metrics; never downloaded")
+    r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")
+    r.add_argument("--resume", type=Path, metavar=resume_metavar, help=resume_help)
+    r.add_argument("--fresh", action="store_true", help="always start anew (default: an interrupted one "
+                                                        "with the identical configuration is resumed)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
+    r.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                   help="where the HTML report goes (default: reports/)")
+    r.add_argument("--no-report", action="store_true", help="do not write the HTML report afterwards")
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -165,7 +188,10 @@ def _effective_experiment(args):
         ev["fid_weights"] = str(Path(args.fid_weights).expanduser().resolve())
     for assignment in args.set:
         config.apply_override(raw, assignment)
-    if args.jobs > 1:
+    if args.executor == "ray":
+        # a fixed count: Ray reserves that many CPUs per task, on nodes whose core counts may differ
+        train["threads"] = args.threads or train.get("threads", 0) or 1
+    elif (args.jobs or 1) > 1:
         from bench.train import available_cores
 
         cores = available_cores()
@@ -201,10 +227,31 @@ def _find_resumable(out: Path, exp) -> Path | None:
     return None
 
 
+def _run_options(args):
+    from bench import runner
+
+    if args.address and args.executor != "ray":
+        raise BenchError("--address is for --executor ray")
+    jobs = args.jobs if args.jobs is not None else (0 if args.executor == "ray" else 1)
+    return runner.RunOptions(quiet=args.quiet, command=shlex.join(["bench", *args.argv]), jobs=jobs,
+                             executor=args.executor, address=args.address)
+
+
+def _executor_session(opts):
+    """Connect to Ray (or start it) before any folder is made; nothing to do for local processes."""
+    import contextlib
+
+    if opts.executor != "ray":
+        return contextlib.nullcontext()
+    from bench.ray_executor import session
+
+    return session(opts.address)
+
+
 def cmd_run(args) -> int:
     from bench import config, results, runner
 
-    opts = runner.RunOptions(quiet=args.quiet, command=shlex.join(["bench", *args.argv]), jobs=args.jobs)
+    opts = _run_options(args)
     if args.resume is not None:
         run_dir = args.resume
         changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
@@ -233,14 +280,15 @@ def cmd_run(args) -> int:
         else:
             manifest = None
         prepared = runner.prepare(exp)  # every check that can fail runs before a folder is made
+    with _executor_session(opts):
         if run_dir is None:
             run_dir = results.new_run_dir(args.out, exp.name)
-    try:
-        with results.run_lock(run_dir):
-            final = runner.execute(exp, run_dir, opts, prepared, manifest)
-    finally:  # an interrupted run still gets a report of what exists
-        if not args.no_report and any(run_dir.glob("runs/*/metrics.csv")):
-            _report_quietly(run_dir, args.reports)
+        try:
+            with results.run_lock(run_dir):
+                final = runner.execute(exp, run_dir, opts, prepared, manifest)
+        finally:  # an interrupted run still gets a report of what exists
+            if not args.no_report and any(run_dir.glob("runs/*/metrics.csv")):
+                _report_quietly(run_dir, args.reports)
     _print_summary(final, run_dir)
     failed = [f"{name} ({rec.get('error')})" for name, rec in final["runs"].items() if rec["status"] == "failed"]
     if failed:
@@ -248,6 +296,61 @@ def cmd_run(args) -> int:
               f"retry them with: bench run --resume {run_dir}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from bench import config, results, runner
+    from bench import sweep as SW
+
+    opts = _run_options(args)
+    if args.resume is not None:
+        sweep_dir = args.resume
+        if args.experiment or args.optimizers or args.seeds or args.steps or args.set or args.data or args.dataset:
+            raise BenchError("--resume continues a sweep exactly as it was configured; drop the other settings")
+        record = results.read_json(sweep_dir / SW.SWEEP_FILE)
+        if "config" not in record or "sweep_table" not in record:
+            raise BenchError(f"{sweep_dir}/{SW.SWEEP_FILE}: not a bench sweep record")
+        exp = config.experiment_from_dict({**record["config"], "sweep": record["sweep_table"]}, f"{sweep_dir}/sweep.json")
+        sw = SW.parse_sweep(exp, "sweep", selected=True)
+        results.ensure_writable(sweep_dir)
+    else:
+        exp = _effective_experiment(args)
+        sw = SW.parse_sweep(exp, f"{exp.name}: sweep", selected=True)
+        results.ensure_writable(args.out)
+        sweep_dir = None if args.fresh else SW.find_resumable(args.out, exp, sw)
+        record = None
+        if sweep_dir is not None:
+            record = results.read_json(sweep_dir / SW.SWEEP_FILE)
+            print(f"resuming the unfinished sweep with the same configuration: {sweep_dir} (--fresh starts anew)",
+                  file=sys.stderr)
+    prepared = runner.prepare(exp)
+    # the table as swept: spaces of optimizers left out with --optimizers would not validate on --resume
+    table = {**exp.sweep, "space": {k: v for k, v in exp.sweep["space"].items() if k in sw.space}}
+    record = {**(record or {}), "sweep_table": table}
+    with _executor_session(opts):  # one Ray session for both phases: workers keep TensorFlow loaded
+        if sweep_dir is None:
+            sweep_dir = results.new_run_dir(args.out, exp.name, prefix="sweep-")
+        try:
+            with results.run_lock(sweep_dir):
+                final = SW.run_sweep(exp, sw, sweep_dir, opts, prepared, record)
+        finally:
+            if not args.no_report:
+                _sweep_report_quietly(sweep_dir, args.reports)
+    print(SW.summary_text(final))
+    print(f"\nsweep: {sweep_dir}")
+    return 0
+
+
+def _sweep_report_quietly(sweep_dir: Path, reports: Path) -> None:
+    from bench.report.sweep import build_sweep_report
+
+    try:
+        path = build_sweep_report(sweep_dir, reports)
+        if path is not None:
+            print(f"report: {path}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the results are safe on disk; only the report failed
+        print(f"bench: warning: no sweep report ({type(e).__name__}: {e}); the results are intact in {sweep_dir}",
+              file=sys.stderr)
 
 
 def _report_quietly(run_dir: Path, reports: Path) -> None:
@@ -273,9 +376,23 @@ def _run_dirs(folder: Path) -> list[Path]:
 
 def cmd_report(args) -> int:
     from bench.report import build_report
+    from bench.report.sweep import build_sweep_report
+    from bench.sweep import SWEEP_FILE
 
-    for run_dir in _run_dirs(args.results_dir):
+    folder = args.results_dir
+    sweeps = sorted({p.parent for pattern in (SWEEP_FILE, f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}")
+                     for p in folder.glob(pattern)})
+    runs = []
+    if not (folder / SWEEP_FILE).exists():
+        try:
+            runs = [d for d in _run_dirs(folder) if d.parent not in sweeps]
+        except BenchError:
+            if not sweeps:
+                raise
+    for run_dir in runs:
         print(build_report(run_dir, args.out))
+    for sweep_dir in sweeps:  # its page, and the reports of its two phases
+        print(build_sweep_report(sweep_dir, args.out))
     return 0
 
 

@@ -105,9 +105,13 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     optimizers: tuple[OptimizerSpec, ...] = ()
+    # [sweep]: the search spaces of `bench sweep` (bench.sweep validates it). Not part of to_dict():
+    # a run's configuration is what it trained with; a sweep records its own table in sweep.json.
+    sweep: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d.pop("sweep")
         d["optimizers"] = {
             o.label: {"type": o.name, **dict(o.params),
                       **({"generator": dict(o.generator)} if o.generator else {}),
@@ -286,7 +290,7 @@ def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
 def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
     """Validate a parsed TOML/JSON document into an :class:`Experiment`."""
     sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
-    top = {"name", "description", "seeds", "optimizers", *sections}
+    top = {"name", "description", "seeds", "optimizers", "sweep", *sections}
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in top:
@@ -299,11 +303,19 @@ def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
             kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where}: optimizers.{lbl}") for lbl, t in value.items())
         elif key == "seeds":
             kwargs[key] = _coerce(value, tuple[int, ...], f"{where}: seeds")
+        elif key == "sweep":
+            if not isinstance(value, Mapping):
+                raise BenchError(f"{where}: sweep: expected a table like [sweep]")
+            kwargs[key] = dict(value)
         else:
             kwargs[key] = _coerce(value, str, f"{where}: {key}")
     kwargs.setdefault("name", "experiment")
     exp = Experiment(**kwargs)
     _check(exp)
+    if exp.sweep:
+        from bench.sweep import parse_sweep
+
+        parse_sweep(exp, f"{where}: sweep")  # a malformed [sweep] fails here, for `bench run` too
     return exp
 
 

@@ -28,10 +28,11 @@ RETRIES = 1
 
 
 def _inject_fault(run_dir: str, name: str) -> None:
-    """Test hook: BENCH_FAULT_INJECT=<pair>:once|always makes that pair's worker die abruptly."""
-    spec = os.environ.get("BENCH_FAULT_INJECT", "")
-    pair, _, mode = spec.partition(":")
-    if pair != name:
+    """Test hook: BENCH_FAULT_INJECT=<pair>:once|always[,<pair>:...] makes that pair's worker die
+    abruptly (``once``: a marker file in ``run_dir`` remembers that it did)."""
+    modes = dict(item.partition(":")[::2] for item in os.environ.get("BENCH_FAULT_INJECT", "").split(",") if item)
+    mode = modes.get(name)
+    if mode is None:
         return
     marker = Path(run_dir) / f".fault-{name}"
     if mode == "always" or not marker.exists():
@@ -48,7 +49,7 @@ def _worker(config: dict, run_dir: str, conn) -> None:
 
     exp = experiment_from_dict(config, "worker")
     prepared = runner.prepare(exp)
-    evaluator = runner.make_evaluator(exp, prepared.dataset)
+    evaluator = runner.make_evaluator(exp, prepared.dataset.images)
     opts = runner.RunOptions(quiet=True)
     while (task := conn.recv()) is not None:
         label, seed = task
@@ -81,38 +82,51 @@ class _Slot:
         self.proc.join()
 
 
+class Tracker:
+    """What every executor shares: the queue, attempts per pair, retry-or-report, progress lines."""
+
+    def __init__(self, run_dir: Path, pairs: list[tuple[str, int]], on_done: Callable[[str, int, dict], None],
+                 quiet: bool):
+        self.run_dir, self.on_done = run_dir, on_done
+        self.queue = list(pairs)
+        self.attempts = dict.fromkeys(pairs, 0)
+        self.failed: list[tuple[str, int, str]] = []
+        self.total, self.done, self.t0 = len(pairs), 0, time.perf_counter()
+        self.quiet = quiet
+
+    def say(self, *args) -> None:
+        if not self.quiet:
+            print(*args, file=sys.stderr)
+
+    def settle(self, pair: tuple[str, int], ok: bool, reason: str, retry: bool = True) -> None:
+        from bench.results import RunFiles, read_json
+
+        label, seed = pair
+        self.attempts[pair] += 1
+        if ok:
+            record = read_json(RunFiles.of(self.run_dir, label, seed).status)
+            self.done += 1
+            self.on_done(label, seed, record)
+            self.say(f"[{self.done}/{self.total}] {label} seed {seed}: {record['status']} "
+                     f"({record.get('wall_seconds', 0):.1f} s; {time.perf_counter() - self.t0:.0f} s elapsed)")
+        elif retry and self.attempts[pair] <= RETRIES:
+            self.say(f"! {label} seed {seed}: {reason}; retrying from its last checkpoint")
+            self.queue.append(pair)
+        else:
+            self.say(f"! {label} seed {seed}: {reason}; giving up after {self.attempts[pair]} attempt(s)")
+            self.failed.append((label, seed, reason))
+
+
 def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: int,
                  on_done: Callable[[str, int, dict], None], quiet: bool = False) -> list[tuple[str, int, str]]:
     """Run ``pairs`` on ``jobs`` worker processes; ``on_done`` gets each record as its pair finishes.
 
     Returns the pairs that failed for good, with the reason.
     """
-    from bench.results import RunFiles, read_json
-
     config = exp.to_dict()
     ctx = mp.get_context("spawn")
-    queue = list(pairs)
-    attempts = dict.fromkeys(pairs, 0)
-    failed: list[tuple[str, int, str]] = []
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
-    total, done, t0 = len(pairs), 0, time.perf_counter()
-
-    def settle(pair: tuple[str, int], ok: bool, reason: str) -> None:
-        nonlocal done
-        label, seed = pair
-        attempts[pair] += 1
-        if ok:
-            record = read_json(RunFiles.of(run_dir, label, seed).status)
-            done += 1
-            on_done(label, seed, record)
-            say(f"[{done}/{total}] {label} seed {seed}: {record['status']} "
-                f"({record.get('wall_seconds', 0):.1f} s; {time.perf_counter() - t0:.0f} s elapsed)")
-        elif attempts[pair] <= RETRIES:
-            say(f"! {label} seed {seed}: {reason}; retrying from its last checkpoint")
-            queue.append(pair)
-        else:
-            say(f"! {label} seed {seed}: {reason}; giving up after {attempts[pair]} attempts")
-            failed.append((label, seed, reason))
+    tracker = Tracker(run_dir, pairs, on_done, quiet)
+    queue, settle = tracker.queue, tracker.settle
 
     slots = [_Slot(ctx, config, run_dir) for _ in range(min(jobs, len(pairs)))]
     try:
@@ -153,4 +167,4 @@ def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], j
                 except OSError:
                     pass
             slot.stop() if slot.pair is not None else slot.proc.join(timeout=30)
-    return failed
+    return tracker.failed

@@ -104,17 +104,23 @@ def merge_inline(base: tuple[OptimizerSpec, ...], text: str) -> tuple[OptimizerS
         # `adam:label=adam_fast,...` starts from the experiment's adam settings.
         known = by_label.get(label) or by_label.get(name)
         spec = known or OptimizerSpec(label=label, name=name)
-        params, nets = dict(spec.params), {"generator": dict(spec.generator), "discriminator": dict(spec.discriminator)}
-        for key, value in overrides.items():
-            net, dot, sub = key.partition(".")
-            if dot:
-                if net not in nets:
-                    raise BenchError(f"--optimizers: '{key}': only generator.KEY or discriminator.KEY may be dotted")
-                nets[net][sub] = value
-            else:
-                params[key] = value
-        chosen.append(OptimizerSpec(label=label, name=spec.name, params=params, **nets))
+        chosen.append(with_params(spec, overrides, label, "--optimizers"))
     return tuple(chosen)
+
+
+def with_params(spec: OptimizerSpec, overrides: dict[str, Any], label: str, where: str) -> OptimizerSpec:
+    """``spec`` renamed to ``label`` with ``overrides`` applied; ``generator.KEY`` / ``discriminator.KEY``
+    set one network only."""
+    params, nets = dict(spec.params), {"generator": dict(spec.generator), "discriminator": dict(spec.discriminator)}
+    for key, value in overrides.items():
+        net, dot, sub = key.partition(".")
+        if dot:
+            if net not in nets:
+                raise BenchError(f"{where}: '{key}': only generator.KEY or discriminator.KEY may be dotted")
+            nets[net][sub] = value
+        else:
+            params[key] = value
+    return OptimizerSpec(label=label, name=spec.name, params=params, **nets)
 
 
 def validate(specs: tuple[OptimizerSpec, ...]) -> None:

@@ -105,11 +105,11 @@ def ensure_writable(folder: Path) -> None:
         probe.unlink()
 
 
-def new_run_dir(out: Path, experiment: str) -> Path:
-    """A fresh ``<out>/<experiment>/<timestamp>`` folder; never reuses one another process made."""
+def new_run_dir(out: Path, experiment: str, prefix: str = "") -> Path:
+    """A fresh ``<out>/<experiment>/<prefix><timestamp>`` folder; never reuses one another process made."""
     parent = out / experiment
     ensure_writable(parent)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         path = parent / (stamp if n == 0 else f"{stamp}-{n}")
         try:

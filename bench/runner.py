@@ -77,7 +77,9 @@ def machine_info(runtime: dict) -> dict:
 @dataclass
 class RunOptions:
     quiet: bool = False
-    jobs: int = 1  # parallel worker processes (bench.executors)
+    jobs: int = 1  # parallel worker processes (bench.executors); with Ray: tasks in flight (0 = no cap)
+    executor: str = "local"  # local | ray
+    address: str | None = None  # Ray cluster address; None starts a local Ray
     command: str = field(default_factory=lambda: shlex.join(["bench", *sys.argv[1:]]))  # as typed
 
 
@@ -108,8 +110,11 @@ def eval_latents(exp: Experiment) -> np.ndarray:
 
 
 def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path, opts: RunOptions,
-               evaluator=None) -> dict:
-    """Train (or resume) one (optimizer, seed) pair; return its status record."""
+               evaluator=None, after_checkpoint=None) -> dict:
+    """Train (or resume) one (optimizer, seed) pair; return its status record.
+
+    ``after_checkpoint(step)`` runs once the pair's files are consistent at a checkpoint (the Ray
+    executor streams them back then)."""
     from bench.train import LOSSES, GanTrainer, run_loop, sample_latents
 
     files = RunFiles.of(run_dir, label, seed)
@@ -163,6 +168,8 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
         results.save_checkpoint(files.checkpoint, step, trainer.get_state())
         results.atomic_write_json(files.status, {**record, "steps_done": step, "elapsed_at_checkpoint": elapsed(),
                                                  "eval_seconds_at_checkpoint": eval_seconds})
+        if after_checkpoint is not None and step < exp.train.steps:  # the last one is the final result
+            after_checkpoint(step)
 
     if start == 0:
         on_sample(0)
@@ -190,13 +197,13 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
     return record
 
 
-def make_evaluator(exp: Experiment, dataset):
+def make_evaluator(exp: Experiment, images: np.ndarray):
     """The run's sample-quality scorer (None when disabled): fixed real subset, PCA, optional FID."""
     if not exp.eval.enabled:
         return None
     from bench.metrics import Evaluator
 
-    evaluator = Evaluator(dataset.images, exp.eval.real, exp.eval.pca_dims, exp.eval.seed, exp.eval.patches_per_image)
+    evaluator = Evaluator(images, exp.eval.real, exp.eval.pca_dims, exp.eval.seed, exp.eval.patches_per_image)
     if exp.eval.fid_weights:
         from bench.fid import fid_scorer
 
@@ -277,9 +284,9 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     results.save_images(run_dir, "real", real)
 
     evaluator = None
-    if exp.eval.enabled and opts.jobs == 1:
+    if exp.eval.enabled and opts.jobs == 1 and opts.executor == "local":
         t0 = time.perf_counter()
-        evaluator = make_evaluator(exp, dataset)
+        evaluator = make_evaluator(exp, dataset.images)
         say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images "
             f"(set-up {time.perf_counter() - t0:.1f} s)")
         manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
@@ -294,16 +301,31 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
 
     pairs = [(o.label, seed) for o in exp.optimizers for seed in exp.seeds]
     manifest["machine"]["jobs"] = opts.jobs
+    manifest["machine"]["executor"] = opts.executor + (f" ({opts.address})" if opts.address else "")
     interrupted = False
     try:
-        if opts.jobs > 1:
+        failed, todo = [], []
+        for label, seed in pairs:  # finished pairs (a resumed run) are recorded, not sent anywhere
+            status = RunFiles.of(run_dir, label, seed).status
+            prior = results.read_json(status) if status.exists() else {}
+            if prior.get("status") in ("finished", "diverged"):
+                record(label, seed, prior)
+            else:
+                todo.append((label, seed))
+        if opts.executor == "ray":
+            from bench.ray_executor import run_ray
+
+            failed = run_ray(exp, run_dir, todo, opts.jobs, record, opts.quiet, opts.address, dataset.images,
+                             dataset.checksum)
+        elif opts.jobs > 1:
             from bench.executors import run_parallel
 
-            for label, seed, reason in run_parallel(exp, run_dir, pairs, opts.jobs, record, opts.quiet):
-                record(label, seed, {"optimizer": label, "seed": seed, "status": "failed", "error": reason})
+            failed = run_parallel(exp, run_dir, todo, opts.jobs, record, opts.quiet)
         else:
-            for label, seed in pairs:
+            for label, seed in todo:
                 record(label, seed, _train_one(exp, label, seed, dataset.images, run_dir, opts, evaluator))
+        for label, seed, reason in failed:
+            record(label, seed, {"optimizer": label, "seed": seed, "status": "failed", "error": reason})
     except KeyboardInterrupt:
         interrupted = True
     states = [r["status"] for r in manifest["runs"].values()]

@@ -58,6 +58,8 @@ def configure_runtime(threads: int) -> dict:
         intra = tf.config.threading.get_intra_op_parallelism_threads() or intra
         inter = tf.config.threading.get_inter_op_parallelism_threads() or inter
     tf.config.experimental.enable_op_determinism()
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":  # quiet unless --debug: e.g. the retracing notice
+        tf.get_logger().setLevel("ERROR")  # when one process builds many trainers (sweeps) is expected
     return {"intra_op_threads": intra, "inter_op_threads": inter, "op_determinism": True}
 
 

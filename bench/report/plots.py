@@ -198,3 +198,82 @@ def limits(points: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], 
     lo, hi = np.nanmin(points, axis=0), np.nanmax(points, axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     return ((lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1], hi[1] + pad * span[1]))
+
+
+def sensitivity_figure(trials: list[dict], space: dict[str, dict], criterion: str, goal: str,
+                       best: dict[str, str]) -> bytes:
+    """One row per optimizer, one panel per hyper-parameter: each trial's criterion against its value.
+
+    Ranges are drawn on their own scale (log for log ranges), choices as categories; the best trial
+    is starred and a diverged or failed trial is drawn as a red x on the worse edge of the panel.
+    """
+    labels = list(space)
+    ncols = max(len(dims) for dims in space.values())
+    col = colours(labels)
+    fig, axes = plt.subplots(len(labels), ncols, figsize=(4.2 * ncols, 2.9 * len(labels)), squeeze=False)
+    finite = [t["score"]["median"] for t in trials if math.isfinite(t["score"]["median"])]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
+    worse_edge = hi + pad if goal == "min" else lo - pad
+    for r, label in enumerate(labels):
+        ts = [t for t in trials if t["optimizer"] == label]
+        dims = space[label]
+        for c in range(ncols):
+            ax = axes[r][c]
+            if c >= len(dims):
+                ax.set_visible(False)
+                continue
+            key, dim = list(dims.items())[c]
+            if dim["kind"] == "choice":
+                cats = [str(v) for v in dim["choices"]]
+                xs = [cats.index(str(t["params"][key])) for t in ts]
+                ax.set_xticks(range(len(cats)), cats)
+                ax.set_xlim(-0.5, len(cats) - 0.5)
+            else:
+                xs = [t["params"][key] for t in ts]
+                if dim["kind"] == "log":
+                    ax.set_xscale("log")
+            ys = [t["score"]["median"] for t in ts]
+            ok = [i for i, y in enumerate(ys) if math.isfinite(y)]
+            bad = [i for i, y in enumerate(ys) if not math.isfinite(y)]
+            for i in ok:  # seed spread as a vertical bar when there are several search seeds
+                q25, q75 = ts[i]["score"]["q25"], ts[i]["score"]["q75"]
+                if math.isfinite(q25) and math.isfinite(q75) and q75 > q25:
+                    ax.plot([xs[i], xs[i]], [q25, q75], color=col[label], alpha=0.4, lw=2)
+            ax.scatter([xs[i] for i in ok], [ys[i] for i in ok], color=col[label], s=28, zorder=3)
+            if bad:
+                ax.scatter([xs[i] for i in bad], [worse_edge] * len(bad), marker="x", color="#b3261e", s=40, zorder=3,
+                           label="diverged / failed")
+                ax.legend(fontsize=7, frameon=False, loc="best")
+            star = [i for i, t in enumerate(ts) if t["label"] == best.get(label)]
+            if star and math.isfinite(ys[star[0]]):
+                ax.scatter([xs[star[0]]], [ys[star[0]]], marker="*", s=220, facecolor="none", edgecolor="k", lw=1.2, zorder=4)
+            ax.set_ylim(min(lo - pad, worse_edge), max(hi + pad, worse_edge))
+            ax.set_xlabel(key)
+            ax.grid(alpha=0.25)
+            if c == 0:
+                ax.set_ylabel(f"{label}\n{criterion} ({'lower' if goal == 'min' else 'higher'} is better)", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tuned_figure(final: dict[str, dict], criterion: str, goal: str) -> bytes:
+    """Per optimizer: the criterion of every final seed, default settings against tuned."""
+    labels = list(final)
+    col = colours(labels)
+    fig, ax = plt.subplots(figsize=(1.9 * len(labels) + 2.5, 3.4))
+    for i, label in enumerate(labels):
+        for j, (kind, filled) in enumerate((("default", False), ("tuned", True))):
+            vals = [v for v in final[label][kind]["values"] if math.isfinite(v)]
+            x = i + (j - 0.5) * 0.36
+            ax.scatter([x] * len(vals), vals, s=34, facecolor=col[label] if filled else "white", edgecolor=col[label],
+                       lw=1.5, zorder=3, label=None)
+            if vals:
+                ax.plot([x - 0.12, x + 0.12], [np.median(vals)] * 2, color="k", lw=1.4)
+            n_bad = len(final[label][kind]["values"]) - len(vals)
+            if n_bad:
+                ax.annotate(f"{n_bad} diverged", (x, ax.get_ylim()[1]), ha="center", va="top", fontsize=7, color="#b3261e")
+    ax.set_xticks(range(len(labels)), [f"{lbl}\ndefault · tuned" for lbl in labels])
+    ax.set_ylabel(f"{criterion} ({'lower' if goal == 'min' else 'higher'} is better)")
+    ax.grid(alpha=0.25, axis="y")
+    return _png(fig)

@@ -1,0 +1,115 @@
+"""HTML page of one sweep: sensitivity of each optimizer to its hyper-parameters, the trials,
+and the tuned-versus-default comparison; the two phases get their own run reports beside it.
+
+Reads only ``sweep.json`` and the phases' run folders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+from bench import summary as S
+from bench.errors import BenchError
+from bench.report import REPORT_META, _env, _fmt, _uri, build_report, plots, update_index
+from bench.results import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
+from bench.sweep import SWEEP_FILE, TUNED, _fmt_params
+
+
+def _phase_report(sweep_dir: Path, phase_dir: str, reports_root: Path) -> str | None:
+    """Build a phase's run report if it has anything to show; its href relative to the sweep page."""
+    run_dir = sweep_dir / phase_dir
+    if not any(run_dir.glob("runs/*/metrics.csv")):
+        return None
+    build_report(run_dir, reports_root)
+    return f"../{phase_dir}/index.html"
+
+
+def _score(s: dict | None, digits: int = 4) -> dict:
+    if not s:
+        return {"text": "–", "spread": "", "value": ""}
+    med = s["median"]
+    finite = [v for v in s["values"] if math.isfinite(v)]
+    bad = len(s["values"]) - len(finite)
+    spread = f"{s['q25']:.{digits}g}–{s['q75']:.{digits}g}" if len(s["values"]) > 1 and math.isfinite(s["q75"]) else ""
+    return {"text": f"{med:.{digits}g}" if math.isfinite(med) else "diverged", "value": repr(med) if math.isfinite(med) else "",
+            "spread": spread + (f" ({bad} of {len(s['values'])} seeds diverged or failed)" if bad else "")}
+
+
+def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
+    sweep_dir, reports_root = Path(sweep_dir), Path(reports_root)
+    rec = read_json(sweep_dir / SWEEP_FILE)
+    if "sweep" not in rec or "trials" not in rec:
+        raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record")
+    sw = rec["sweep"]
+    out_dir = reports_root / rec["experiment"] / sweep_dir.name
+    ensure_writable(out_dir)
+    links = {p: _phase_report(sweep_dir, d, reports_root) for p, d in rec["phases"].items()}
+    scored = all("score" in t for t in rec["trials"])
+    best = {lbl: b["trial"] for lbl, b in rec.get("best", {}).items()}
+    sign = 1 if sw["goal"] == "min" else -1
+    tables = []
+    for label in sw["space"]:
+        ts = [t for t in rec["trials"] if t["optimizer"] == label]
+        if scored:
+            ts = sorted(ts, key=lambda t: (sign * t["score"]["median"], t["index"]))
+        tables.append({"optimizer": label, "rows": [{
+            "label": t["label"], "params": _fmt_params(t["params"]), "best": t["label"] == best.get(label),
+            "score": _score(t.get("score")),
+            "seeds": ", ".join("–" if not math.isfinite(v) else f"{v:.4g}" for v in t["score"]["values"]) if scored else "",
+            "status": ", ".join(sorted(set(t["score"]["status"]))) if scored else "pending"} for t in ts]})
+    compare = []
+    final_data = None
+    if rec.get("final"):
+        final_dir = sweep_dir / rec["phases"]["final"]
+        final_data = S.load_run(final_dir)
+        cfg = final_data.manifest["config"]["optimizers"]
+        for label, f in rec["final"].items():
+            d, t = f["default"]["median"], f["tuned"]["median"]
+            change = (t - d) / abs(d) * 100 if math.isfinite(d) and math.isfinite(t) and d else math.nan
+            better = math.isfinite(change) and sign * (t - d) < 0
+            compare.append({
+                "optimizer": label, "default": _score(f["default"]), "tuned": _score(f["tuned"]),
+                "default_params": _params(cfg.get(label, {})), "tuned_params": _params(cfg.get(label + TUNED, {})),
+                "change": "–" if not math.isfinite(change) else f"{change:+.1f}%", "better": better,
+            })
+    context = {
+        "rec": rec, "sw": sw, "links": links, "tables": tables, "compare": compare, "scored": scored,
+        "colours": plots.colours(list(sw["space"])),
+        "space": {lbl: {k: _describe(d) for k, d in dims.items()} for lbl, dims in sw["space"].items()},
+        "fig_sensitivity": _uri(plots.sensitivity_figure(rec["trials"], sw["space"], sw["criterion"], sw["goal"], best))
+        if scored else None,
+        "fig_tuned": _uri(plots.tuned_figure(rec["final"], sw["criterion"], sw["goal"])) if rec.get("final") else None,
+        "fig_final_losses": _uri(plots.loss_figure(final_data.metrics, final_data.optimizers, final_data.steps_total))
+        if final_data is not None and not final_data.metrics.empty else None,
+        "table_json": json.dumps(rec.get("sweep_table", {}), indent=2),
+        "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "fmt": _fmt,
+    }
+    html = _env.get_template("sweep.html").render(**context)
+    atomic_write_bytes(out_dir / "index.html", html.encode())
+    atomic_write_json(out_dir / REPORT_META, {
+        "experiment": rec["experiment"], "run_id": sweep_dir.name, "started": rec.get("started"), "kind": "sweep",
+        "optimizers": list(sw["space"]), "seeds": sw["final_seeds"], "status": rec.get("status", "search"),
+        "progress": f"{rec.get('status', 'search')} phase", "results": str(sweep_dir.resolve()),
+    })
+    update_index(reports_root)
+    return out_dir / "index.html"
+
+
+def _describe(d: dict) -> str:
+    if d["kind"] == "choice":
+        return "one of " + ", ".join(map(str, d["choices"]))
+    return f"{'log-' if d['kind'] == 'log' else ''}uniform in [{d['low']:g}, {d['high']:g}]" + \
+        (f", {d['points']} grid points" if d.get("points") else "")
+
+
+def _params(cfg: dict) -> str:
+    flat = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):  # per-network settings: generator.learning_rate=...
+            flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        elif k != "type":
+            flat[k] = v
+    return _fmt_params(flat) or "Keras defaults"
