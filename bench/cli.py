@@ -464,7 +464,8 @@ def cmd_list(args) -> int:
     print("experiments (bench run NAME):")
     for name in config.experiment_names():
         raw = config.load_raw(config.EXPERIMENTS_DIR / f"{name}.toml")
-        print(f"  {name:<12} {raw.get('description', '')}")
+        tunable = "  (has a [sweep]: bench sweep " + name + ")" if raw.get("sweep") else ""
+        print(f"  {name:<12} {raw.get('description', '')}{tunable}")
     print("\ndatasets ([data] source = NAME, or --dataset NAME):")
     for name, (_, desc) in data.DATASETS.items():
         print(f"  {name:<12} {desc}")

@@ -115,14 +115,14 @@ def _train_one(exp: Experiment, label: str, seed: int, images: np.ndarray, run_d
 
     ``after_checkpoint(step)`` runs once the pair's files are consistent at a checkpoint (the Ray
     executor streams them back then)."""
-    from bench.train import LOSSES, GanTrainer, run_loop, sample_latents
+    from bench.train import LOSSES, run_loop, sample_latents, trainer_for
 
     files = RunFiles.of(run_dir, label, seed)
     prior = results.read_json(files.status) if files.status.exists() else {}
     if prior.get("status") in ("finished", "diverged"):
         return prior  # never redo a finished run (a "failed" pair is retried from its checkpoint)
 
-    trainer = GanTrainer(exp, exp.optimizer(label), images, seed)
+    trainer = trainer_for(exp, exp.optimizer(label), images, seed)
     start, elapsed0 = 0, 0.0
     ckpt = results.load_checkpoint(files.checkpoint)
     if ckpt is not None:

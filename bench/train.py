@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -203,6 +204,14 @@ class GanTrainer:
         """D's last hidden layer (inference mode): the 2-unit layer of the 2-D toy is plotted."""
         return self._d_features(x, training=False).numpy()
 
+    def reseed(self, exp: Experiment, images: np.ndarray, seed: int) -> None:
+        """Become exactly what ``GanTrainer(exp, self.spec, images, seed)`` would be, keeping the traced
+        (and XLA-compiled) step: a fresh trainer's initial weights and optimizer slots are copied into
+        this one's variables, which the compiled step reads. Saves the trace/compile per seed."""
+        fresh = GanTrainer(exp, self.spec, images, seed)
+        self.set_state(fresh.get_state())
+        self.exp, self.seed = exp, seed
+
     # --- state, for checkpoints: every variable of both networks and both optimizers, in a fixed order
     def _variables(self) -> list:
         return [*self.generator.variables, *self.discriminator.variables, *self.g_opt.variables, *self.d_opt.variables]
@@ -218,6 +227,27 @@ class GanTrainer:
             if tuple(var.shape) != tuple(val.shape):
                 raise ValueError(f"checkpoint array for {var.path} has shape {val.shape}, expected {tuple(var.shape)}")
             var.assign(val)
+
+
+_TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for reuse across seeds
+_KEEP = 2
+
+
+def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int) -> GanTrainer:
+    """A trainer for (experiment, optimizer, seed): the process's trainer of the same experiment and
+    optimizer, reseeded, when there is one (pairs run optimizer by optimizer, so each optimizer's step is
+    traced once per process instead of once per seed); otherwise a new one."""
+    key = (exp.identity(), exp.train.steps_per_call, spec.label, repr(spec))
+    entry = _TRAINERS.get(key)
+    if entry is not None and entry[0] is images:
+        _TRAINERS.move_to_end(key)
+        entry[1].reseed(exp, images, seed)
+        return entry[1]
+    trainer = GanTrainer(exp, spec, images, seed)
+    _TRAINERS[key] = (images, trainer)
+    while len(_TRAINERS) > _KEEP:
+        _TRAINERS.popitem(last=False)
+    return trainer
 
 
 @dataclass

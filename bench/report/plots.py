@@ -10,6 +10,7 @@ import io
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -214,7 +215,7 @@ def sensitivity_figure(trials: list[dict], space: dict[str, dict], criterion: st
     finite = [t["score"]["median"] for t in trials if math.isfinite(t["score"]["median"])]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
-    worse_edge = hi + pad if goal == "min" else lo - pad
+    worse_edge = hi + 1.5 * pad if goal == "min" else lo - 1.5 * pad
     for r, label in enumerate(labels):
         ts = [t for t in trials if t["optimizer"] == label]
         dims = space[label]
@@ -231,8 +232,13 @@ def sensitivity_figure(trials: list[dict], space: dict[str, dict], criterion: st
                 ax.set_xlim(-0.5, len(cats) - 0.5)
             else:
                 xs = [t["params"][key] for t in ts]
-                if dim["kind"] == "log":
+                span = dim["high"] - dim["low"]
+                if dim["kind"] == "log":  # the whole declared range, decades labelled only
                     ax.set_xscale("log")
+                    ax.set_xlim(dim["low"] / 1.25, dim["high"] * 1.25)
+                    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                else:
+                    ax.set_xlim(dim["low"] - 0.05 * span, dim["high"] + 0.05 * span)
             ys = [t["score"]["median"] for t in ts]
             ok = [i for i, y in enumerate(ys) if math.isfinite(y)]
             bad = [i for i, y in enumerate(ys) if not math.isfinite(y)]
@@ -248,7 +254,7 @@ def sensitivity_figure(trials: list[dict], space: dict[str, dict], criterion: st
             star = [i for i, t in enumerate(ts) if t["label"] == best.get(label)]
             if star and math.isfinite(ys[star[0]]):
                 ax.scatter([xs[star[0]]], [ys[star[0]]], marker="*", s=220, facecolor="none", edgecolor="k", lw=1.2, zorder=4)
-            ax.set_ylim(min(lo - pad, worse_edge), max(hi + pad, worse_edge))
+            ax.set_ylim(min(lo - pad, worse_edge - pad), max(hi + pad, worse_edge + pad))
             ax.set_xlabel(key)
             ax.grid(alpha=0.25)
             if c == 0:
