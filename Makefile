@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone; each installs what it needs into .venv first.
 #   make run    train the default experiment (bundled faces) under sgd, rmsprop and adam
-#   make test   the test suite, then the smoke experiment checked against its committed baseline
+#   make test   the test suite (it checks a fresh smoke run against the committed baseline too)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -25,11 +25,12 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	    echo "note: could not install chromium; the browser test will be skipped"; }
 
+# The suite includes the project's own loss-trend guard: tests/test_readme.py runs the README's CI
+# recipe and checks that fresh smoke run against the committed results/baselines/smoke.json.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
-	$(MAKE) --no-print-directory trend
 
-# The project's own loss-trend guard: a fresh smoke run against the committed baseline.
+# The same trend guard alone, leaving JUnit/JSON results in .ci-results/.
 trend: $(STAMP)
 	$(BIN)/bench run smoke --quiet --no-report --fresh --out .ci-results
 	$(BIN)/bench check .ci-results/smoke --baseline results/baselines/smoke.json --failures-only \

@@ -1,4 +1,4 @@
-"""The README's CI recipe runs exactly as written."""
+"""The README's CI recipe runs exactly as written, and its CI run passes the committed smoke baseline."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def test_readme_ci_recipe(tmp_path):
         assert r.returncode == 0, (command, r.stdout[-2000:], r.stderr[-2000:])
     assert (tmp_path / "results/baselines/smoke.json").exists()
     assert "<testsuites" in (tmp_path / "ci-results/bench-check.xml").read_text()
+    # The project's own trend guard: the same fresh CI run, checked against the committed baseline
+    # (results/baselines/smoke.json); a change that bends the smoke experiment's trends fails here.
+    committed = README.parent / "results" / "baselines" / "smoke.json"
+    r = subprocess.run([str(exe), "check", "ci-results/smoke", "--baseline", str(committed), "--failures-only",
+                        "--junit", "ci-results/committed-check.xml"], cwd=tmp_path, capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "passed: all" in r.stdout
