@@ -208,23 +208,29 @@ def _effective_experiment(args):
 
 def _find_resumable(out: Path, exp) -> Path | None:
     """The newest run folder of ``exp`` with the identical configuration that did not finish."""
-    import json
+    from bench.results import MANIFEST, newest_unfinished
 
-    from bench.results import writer_alive
-
-    folder = out / exp.name
-    if not folder.is_dir():
-        return None
     want = exp.to_dict()
-    for run_dir in sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True):
-        try:
-            m = json.loads((run_dir / "manifest.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if m.get("status") in ("running", "interrupted", "finished-with-failures") and m.get("config") == want:
-            if not writer_alive(run_dir):  # a live process still writing it is left alone
-                return run_dir
-    return None
+    return newest_unfinished(out / exp.name, "*", MANIFEST, lambda m: m.get("config") == want and m.get("status") in
+                             ("running", "interrupted", "finished-with-failures"))
+
+
+def _refuse_changes_on_resume(args, what: str) -> None:
+    """--resume takes the configuration from the folder; a setting given beside it would be ignored."""
+    changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
+                                                    "limit", "threads", "xla", "fid_weights") if getattr(args, k) is not None]
+    changed += ["--no-eval"] if args.no_eval else []
+    if changed or args.set:
+        raise BenchError(f"--resume continues a {what} exactly as it was configured; drop {', '.join(changed or ['--set'])}")
+
+
+def _same_experiment(args, exp, folder: Path, what: str) -> None:
+    from bench import config
+
+    if args.experiment is not None:
+        asked = config.experiment_from_dict(config.load_raw(config.resolve_experiment_path(args.experiment)), args.experiment)
+        if asked.name != exp.name:
+            raise BenchError(f"{folder} is a {what} of experiment '{exp.name}', not '{asked.name}'")
 
 
 def _run_options(args):
@@ -254,19 +260,12 @@ def cmd_run(args) -> int:
     opts = _run_options(args)
     if args.resume is not None:
         run_dir = args.resume
-        changed = [f"--{k.replace('_', '-')}" for k in ("optimizers", "seeds", "steps", "batch_size", "data", "dataset",
-                                                        "limit", "threads", "xla", "fid_weights") if getattr(args, k) is not None]
-        changed += ["--no-eval"] if args.no_eval else []
-        if changed or args.set:
-            raise BenchError(f"--resume continues a run exactly as it was configured; drop {', '.join(changed or ['--set'])}")
+        _refuse_changes_on_resume(args, "run")
         manifest = results.read_json(run_dir / results.MANIFEST)
         if "config" not in manifest:
             raise BenchError(f"{run_dir}: manifest has no configuration; not a bench run folder")
         exp = config.experiment_from_dict(manifest["config"], f"{run_dir}/manifest.json")
-        if args.experiment is not None:
-            asked = config.experiment_from_dict(config.load_raw(config.resolve_experiment_path(args.experiment)), args.experiment)
-            if asked.name != exp.name:
-                raise BenchError(f"{run_dir} is a run of experiment '{exp.name}', not '{asked.name}'")
+        _same_experiment(args, exp, run_dir, "run")
         results.ensure_writable(run_dir)
         prepared = runner.prepare(exp)
     else:
@@ -305,12 +304,12 @@ def cmd_sweep(args) -> int:
     opts = _run_options(args)
     if args.resume is not None:
         sweep_dir = args.resume
-        if args.experiment or args.optimizers or args.seeds or args.steps or args.set or args.data or args.dataset:
-            raise BenchError("--resume continues a sweep exactly as it was configured; drop the other settings")
+        _refuse_changes_on_resume(args, "sweep")
         record = results.read_json(sweep_dir / SW.SWEEP_FILE)
         if "config" not in record or "sweep_table" not in record:
             raise BenchError(f"{sweep_dir}/{SW.SWEEP_FILE}: not a bench sweep record")
         exp = config.experiment_from_dict({**record["config"], "sweep": record["sweep_table"]}, f"{sweep_dir}/sweep.json")
+        _same_experiment(args, exp, sweep_dir, "sweep")
         sw = SW.parse_sweep(exp, "sweep", selected=True)
         results.ensure_writable(sweep_dir)
     else:

@@ -153,6 +153,21 @@ def writer_alive(run_dir: Path) -> bool:
 # ------------------------------------------------------------------ per-run files
 
 
+def newest_unfinished(folder: Path, pattern: str, record: str, matches) -> Path | None:
+    """The newest folder ``folder/pattern`` whose ``record`` JSON satisfies ``matches`` and that no live
+    bench process is writing: what repeating a command picks up again (runs and sweeps alike)."""
+    if not folder.is_dir():
+        return None
+    for d in sorted((p for p in folder.glob(pattern) if p.is_dir()), reverse=True):
+        try:
+            rec = read_json(d / record)
+        except BenchError:
+            continue
+        if matches(rec) and not writer_alive(d):
+            return d
+    return None
+
+
 def run_name(label: str, seed: int) -> str:
     return f"{label}-seed{seed}"
 

@@ -380,13 +380,11 @@ def sweep_record(exp: Experiment, sw: SweepConfig) -> dict:
 
 def run_sweep(exp: Experiment, sw: SweepConfig, sweep_dir: Path, opts, prepared, record: dict | None = None) -> dict:
     """Search, score, pick, then final; ``sweep.json`` is rewritten after each phase. Returns it."""
-    from bench import results, runner
+    from bench import optimizers, results, runner
 
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr))
     trials = make_trials(exp, sw)
     search = search_experiment(exp, sw, trials)
-    from bench import optimizers
-
     optimizers.validate(search.optimizers)
     rec = record or {}
     rec.update({"schema": 1, "experiment": exp.name, "sweep_id": sweep_dir.name, **sweep_record(exp, sw),
@@ -443,20 +441,11 @@ def _fmt_params(params: Mapping[str, Any]) -> str:
 
 def find_resumable(out: Path, exp: Experiment, sw: SweepConfig) -> Path | None:
     """The newest unfinished sweep of the identical experiment and sweep table, if any."""
-    from bench.results import read_json, writer_alive
+    from bench.results import newest_unfinished
 
-    folder = out / exp.name
-    if not folder.is_dir():
-        return None
     want = sweep_record(exp, sw)
-    for d in sorted(folder.glob("sweep-*"), reverse=True):
-        try:
-            rec = read_json(d / SWEEP_FILE)
-        except BenchError:
-            continue
-        if rec.get("status") != "finished" and {k: rec.get(k) for k in want} == want and not writer_alive(d):
-            return d
-    return None
+    return newest_unfinished(out / exp.name, "sweep-*", SWEEP_FILE,
+                             lambda rec: rec.get("status") != "finished" and {k: rec.get(k) for k in want} == want)
 
 
 def summary_text(rec: dict) -> str:

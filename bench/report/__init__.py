@@ -91,8 +91,21 @@ def summary_rows(data: S.RunData, runs: dict[str, list[S.RunSummary]]) -> list[d
 
 
 def _params(manifest: dict, label: str) -> str:
-    cfg = manifest.get("config", {}).get("optimizers", {}).get(label, {})
-    return ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "type" and not isinstance(v, dict)) or "Keras defaults"
+    return params_text(manifest.get("config", {}).get("optimizers", {}).get(label, {}))
+
+
+def params_text(cfg: dict) -> str:
+    """An optimizer entry of a run's configuration as ``key=value, ...``; per-network overrides as
+    ``generator.key=value``."""
+    from bench.sweep import _fmt_params
+
+    flat = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        elif k != "type":
+            flat[k] = v
+    return _fmt_params(flat) or "Keras defaults"
 
 
 def _unscale(points: np.ndarray, manifest: dict) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench import summary as S
 from bench.errors import BenchError
-from bench.report import REPORT_META, _env, _fmt, _uri, build_report, plots, update_index
+from bench.report import REPORT_META, _env, _fmt, _uri, build_report, params_text, plots, update_index
 from bench.results import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
 from bench.sweep import SWEEP_FILE, TUNED, _fmt_params
 
@@ -72,7 +72,7 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
             better = math.isfinite(change) and sign * (t - d) < 0
             compare.append({
                 "optimizer": label, "default": _score(f["default"]), "tuned": _score(f["tuned"]),
-                "default_params": _params(cfg.get(label, {})), "tuned_params": _params(cfg.get(label + TUNED, {})),
+                "default_params": params_text(cfg.get(label, {})), "tuned_params": params_text(cfg.get(label + TUNED, {})),
                 "change": "–" if not math.isfinite(change) else f"{change:+.1f}%", "better": better,
             })
     context = {
@@ -103,13 +103,3 @@ def _describe(d: dict) -> str:
         return "one of " + ", ".join(map(str, d["choices"]))
     return f"{'log-' if d['kind'] == 'log' else ''}uniform in [{d['low']:g}, {d['high']:g}]" + \
         (f", {d['points']} grid points" if d.get("points") else "")
-
-
-def _params(cfg: dict) -> str:
-    flat = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):  # per-network settings: generator.learning_rate=...
-            flat.update({f"{k}.{kk}": vv for kk, vv in v.items()})
-        elif k != "type":
-            flat[k] = v
-    return _fmt_params(flat) or "Keras defaults"
