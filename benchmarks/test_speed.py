@@ -14,6 +14,9 @@ loop is timed as well and printed next to it: a cheaper, broken iteration.
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import numpy as np
 import pytest
 
@@ -22,7 +25,8 @@ from bench.train import GanTrainer, configure_runtime, step_inputs
 
 SHAPE = (28, 28, 3)
 ADAM = OptimizerSpec("adam", "adam", {"learning_rate": 2e-4, "beta_1": 0.5})
-TIMES: dict[str, float] = {}
+TIMES: dict[str, float] = {}  # pytest-benchmark's median seconds per iteration, by loop
+LOOPS: dict[str, tuple] = {}    # (function running some iterations, iterations per call), by loop
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,8 @@ def _compiled(benchmark, images, jit: bool, key: str, per_call: int):
     for _ in range(3):  # compile and warm up outside the measurement
         trainer.run_block(next(counter), per_call)
     benchmark.extra_info["iterations_per_call"] = per_call
-    benchmark.pedantic(lambda: trainer.run_block(next(counter), per_call), rounds=max(8, 64 // per_call),
-                       iterations=1, warmup_rounds=1)
+    LOOPS[key] = (lambda: trainer.run_block(next(counter), per_call), per_call)
+    benchmark.pedantic(LOOPS[key][0], rounds=max(8, 64 // per_call), iterations=1, warmup_rounds=1)
     TIMES[key] = benchmark.stats.stats.median / per_call
 
 
@@ -112,6 +116,7 @@ def _time_classic(benchmark, images, d_trains: bool, key: str):
         iteration()
     # the loop does what its name says: G always learns, D only where it is meant to
     assert changed() == {"generator": True, "discriminator": d_trains}
+    LOOPS[key] = (iteration, 1)
     benchmark.pedantic(iteration, rounds=30, iterations=1, warmup_rounds=2)
     TIMES[key] = benchmark.stats.stats.median
 
@@ -127,15 +132,32 @@ def test_classic_keras_loop_tutorial_literal(benchmark, images):
 
 
 def test_compiled_step_is_4x_faster_than_classic_loop(capsys):
-    """The speed goal of the harness, from the medians measured above in this same run."""
-    if not {"xla", "classic"} <= TIMES.keys():
-        pytest.skip("needs the benchmarks above in the same run (run the whole module with --benchmark-enable)")
-    ratio = TIMES["classic"] / TIMES["xla"]
+    """The speed goal of the harness, on the loops built and timed above in this same run.
+
+    A shared machine has slow spells of seconds, and the timings above are taken one after
+    the other, so a spell can land on one side of the ratio only. Here the loops alternate in
+    rounds of about a second (one compiled call of 8 iterations, two classic iterations of
+    each kind): every round's ratios come from the same stretch of time; their median counts.
+    """
+    if not {"xla", "classic", "classic_literal"} <= LOOPS.keys():
+        pytest.skip("needs the benchmarks above in the same run (run the whole module)")
+    compiled, per_call = LOOPS["xla"]
+    ratios: dict[str, list[float]] = {"classic": [], "classic_literal": []}
+    for _ in range(12):
+        t0 = time.perf_counter()
+        compiled()
+        step = (time.perf_counter() - t0) / per_call
+        for key, series in ratios.items():
+            t0 = time.perf_counter()
+            LOOPS[key][0]()
+            LOOPS[key][0]()
+            series.append((time.perf_counter() - t0) / 2 / step)
+    ratio, literal = (statistics.median(ratios[k]) for k in ("classic", "classic_literal"))
     ms = {k: f"{v * 1000:.1f} ms" for k, v in TIMES.items()}
-    literal = f"{TIMES['classic_literal'] / TIMES['xla']:.2f}x" if "classic_literal" in TIMES else "not run"
     with capsys.disabled():  # the figures belong in the output of `make bench`
-        print(f"\nper iteration (medians): {ms}\nclassic loop / compiled step (bench run's mode) = {ratio:.2f}x; "
-              f"tutorial-literal loop (D frozen, less work) / compiled step = {literal}")
+        print(f"\nper iteration (pytest-benchmark medians): {ms}\nin alternation (median of 12 rounds): "
+              f"classic loop / compiled step (bench run's mode) = {ratio:.2f}x; "
+              f"tutorial-literal loop (D frozen, less work) / compiled step = {literal:.2f}x")
     assert ratio >= 4.0
 
 
