@@ -21,11 +21,13 @@ def _experiment(jit: bool):
 
 
 def _reference_step(trainer: GanTrainer, seed: int) -> dict[str, float]:
+    import keras
     import tensorflow as tf
 
     exp, G, D = trainer.exp, trainer.generator, trainer.discriminator
-    idx, z_fake, z_gen = step_inputs(seed, 1, trainer.n_images, exp.train.batch_size, exp.model.latent_dim)
-    bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    idx, z_fake, z_gen = step_inputs(seed, 1, trainer.n_images, exp.train.batch_size, exp.model.latent_dim,
+                                     exp.model.latent)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
     def norm(grads):
         return float(np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2) for g in grads)))
