@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -217,8 +218,20 @@ def _positive(where: str, value: float, allow_zero: bool = False) -> None:
         raise BenchError(f"{where} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+# An experiment's name becomes a folder under --out and --reports: a plain name, never a path.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_plain_name(what: str, name: str) -> None:
+    """Refuse a name that would become anything but one folder (``/``, ``..``, absolute, empty)."""
+    if not PLAIN_NAME.match(name):
+        raise BenchError(f"{what} {name!r}: use a plain name of letters, digits, '_', '-' and '.' "
+                         "(starting with a letter or digit), not a path")
+
+
 def _check(exp: Experiment) -> None:
     t, m, d = exp.train, exp.model, exp.data
+    check_plain_name("experiment name", exp.name)
     _positive("train.batch_size", t.batch_size)
     if t.batch_size < 2 or t.batch_size % 2:
         raise BenchError(f"train.batch_size must be an even number >= 2 (D sees half real, half fake), got {t.batch_size}")

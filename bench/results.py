@@ -105,9 +105,17 @@ def ensure_writable(folder: Path) -> None:
         probe.unlink()
 
 
+def inside(root: Path, *parts: str) -> Path:
+    """``root/parts...``, refused unless it stays inside ``root`` (names come from user input)."""
+    path = Path(root).joinpath(*parts)
+    if not path.resolve().is_relative_to(Path(root).resolve()) or path.resolve() == Path(root).resolve():
+        raise BenchError(f"{'/'.join(parts)!r} would be written outside {root}; use a plain name")
+    return path
+
+
 def new_run_dir(out: Path, experiment: str, prefix: str = "") -> Path:
     """A fresh ``<out>/<experiment>/<prefix><timestamp>`` folder; never reuses one another process made."""
-    parent = out / experiment
+    parent = inside(out, experiment)
     ensure_writable(parent)
     stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):

@@ -112,3 +112,24 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert errors == ["bench: error: unknown optimizer 'adamm' (did you mean 'adam'?); known: " + errors[0].split("known: ")[1]]
     assert "Traceback" not in r.stderr
     assert not any(tmp_path.iterdir())  # no run folder for a run that never started
+
+
+TRAVERSALS = ["name=../../../escaped", "name=/tmp/escaped-abs", "name=a/b", "name=..", "name=."]
+
+
+@pytest.mark.parametrize("assignment", TRAVERSALS)
+def test_experiment_names_are_plain_names_never_paths(cli, tmp_path, assignment):
+    out, reports = tmp_path / "area" / "out", tmp_path / "area" / "reports"
+    r = cli("run", "smoke", "--set", assignment, "--steps", "2", "--quiet", "--out", out, "--reports", reports)
+    assert r.code == 2 and "plain name" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not any(tmp_path.rglob("*")) or {p.name for p in tmp_path.rglob("*")} <= {"area"}
+    assert not out.exists() and not reports.exists()
+
+
+def test_experiment_file_name_key_cannot_escape(cli, tmp_path):
+    exp = tmp_path / "exp.toml"
+    exp.write_text((Path(__file__).parent.parent / "experiments/smoke.toml").read_text()
+                   .replace('name = "smoke"', 'name = "../../x"'))
+    r = cli("run", exp, "--steps", "2", "--quiet", "--out", tmp_path / "out")
+    assert r.code == 2 and "plain name" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.toml"]

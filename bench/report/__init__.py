@@ -22,7 +22,7 @@ from bench import summary as S
 from bench.config import EvalConfig
 from bench.errors import BenchError
 from bench.report import plots
-from bench.results import RunFiles, atomic_write_bytes, atomic_write_json, ensure_writable, read_json
+from bench.results import RunFiles, atomic_write_bytes, atomic_write_json, ensure_writable, inside, read_json
 
 FILMSTRIP_FRAMES = 8
 QUALITY_ORDER = ("swd", "fd_pca", "kid_pca", "coverage", "fid")  # table columns, when present
@@ -178,7 +178,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     if data.metrics.empty:
         raise BenchError(f"{run_dir}: no metrics yet; nothing to report")
     m = data.manifest
-    out_dir = Path(reports_root) / m["experiment"] / Path(run_dir).name
+    out_dir = inside(Path(reports_root), m["experiment"], Path(run_dir).name)
     ensure_writable(out_dir)
     runs = S.summarize(data)
     steps = data.steps_total
