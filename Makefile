@@ -38,8 +38,10 @@ trend: $(STAMP)
 	$(BIN)/bench check .ci-results/smoke --baseline results/baselines/smoke.json --failures-only \
 	  --junit .ci-results/bench-check.xml --json .ci-results/bench-check.json
 
+# ruff, and the layer contracts of pyproject.toml (import-linter: layers import downward only).
 lint: $(STAMP)
 	$(BIN)/ruff check bench tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-enable --benchmark-columns=min,median,mean,stddev,rounds

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.config import DataConfig, _suggest
-from bench.errors import BenchError
+from bench.core import streams
+from bench.core.config import DataConfig
+from bench.core.errors import BenchError
+from bench.core.schema import suggest
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = 1  # bump when decoding changes, so old cache entries are not reused
@@ -264,7 +266,7 @@ def load_digits(cfg: DataConfig):
 def load_quadratic(cfg: DataConfig):
     """Points (x, 10 + x^2), x uniform on [-50, 50]: the classic 2-D GAN toy, generated from data.seed."""
     n = cfg.limit or 10_000
-    x = np.random.default_rng([cfg.seed, 0x2D]).uniform(-50, 50, n)
+    x = streams.rng(cfg.seed, streams.QUADRATIC).uniform(-50, 50, n)
     return np.stack([x, 10 + x ** 2], axis=1).astype(np.float32), f"{n} points (x, 10 + x^2), x ~ U[-50, 50], seed {cfg.seed}"
 
 
@@ -322,9 +324,9 @@ def _cache_write(path: Path, images: np.ndarray, src: _FileSource, used: list[st
 def load(cfg: DataConfig, use_cache: bool = True) -> Dataset:
     """Load a dataset by registry name; images scaled (x - 127.5) / 127.5 to [-1, 1]."""
     if cfg.source not in DATASETS:
-        raise BenchError(f"unknown dataset '{cfg.source}'{_suggest(cfg.source, DATASETS)}; known: {', '.join(DATASETS)}")
+        raise BenchError(f"unknown dataset '{cfg.source}'{suggest(cfg.source, DATASETS)}; known: {', '.join(DATASETS)}")
     if cfg.resample not in _RESAMPLE:
-        raise BenchError(f"data.resample '{cfg.resample}' unknown{_suggest(cfg.resample, _RESAMPLE)}; known: {', '.join(_RESAMPLE)}")
+        raise BenchError(f"data.resample '{cfg.resample}' unknown{suggest(cfg.resample, _RESAMPLE)}; known: {', '.join(_RESAMPLE)}")
     loaded = DATASETS[cfg.source][0](cfg)
     skipped: list[str] = []
     cache_state = "off"

@@ -20,8 +20,9 @@ import time
 import numpy as np
 import pytest
 
-from bench.config import DataConfig, Experiment, OptimizerSpec, TrainConfig
-from bench.train import GanTrainer, configure_runtime, step_inputs
+from bench.core.config import DataConfig, Experiment, OptimizerSpec, TrainConfig
+from bench.model.runtime import configure_runtime
+from bench.model.step import GanTrainer, step_inputs
 
 SHAPE = (28, 28, 3)
 ADAM = OptimizerSpec("adam", "adam", {"learning_rate": 2e-4, "beta_1": 0.5})
@@ -77,8 +78,8 @@ def _classic_loop(images, d_trains: bool):
     """
     import keras
 
-    from bench.config import ModelConfig
-    from bench.models import build_discriminator, build_generator
+    from bench.core.config import ModelConfig
+    from bench.model.models import build_discriminator, build_generator
 
     keras.utils.set_random_seed(0)
     cfg = ModelConfig()
@@ -183,8 +184,8 @@ def test_cached_data_load(benchmark, tmp_path_factory, monkeypatch_module=None):
 
 def test_harness_row_cost(benchmark, tmp_path):
     """What the harness adds per iteration: one CSV row written and flushed."""
-    from bench.results import MetricsLog
-    from bench.train import METRICS
+    from bench.core.metric_table import STEP_METRICS as METRICS
+    from bench.store.logs import MetricsLog
 
     log = MetricsLog(tmp_path / "m.csv", "adam", 0)
     values = np.linspace(0.1, 1.0, len(METRICS))

@@ -50,7 +50,7 @@ def only_run_dir(out: Path, experiment: str) -> Path:
 
 def read_values(csv: Path) -> pd.DataFrame:
     """A run's CSV without its timing columns: what must be identical between runs."""
-    from bench.results import TIMING_COLUMNS
+    from bench.store.logs import TIMING_COLUMNS
 
     return pd.read_csv(csv).drop(columns=list(TIMING_COLUMNS))
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import results
-from bench.results import RunFiles
-from bench.train import METRICS
+from bench.core.metric_table import STEP_METRICS as METRICS
+from bench.store import images, logs
+from bench.store.files import atomic_write_json
+from bench.store.layout import RunFiles
 
 
 def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, diverge: dict | None = None,
@@ -22,12 +23,12 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
     level = level or {}
     rng = np.random.default_rng(0)
     runs = {}
-    results.save_images(run_dir, "real", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
+    images.save_images(run_dir, "real", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
     for i, opt in enumerate(optimizers):
         for seed in seeds:
             files = RunFiles.of(run_dir, opt, seed)
-            log = results.MetricsLog(files.metrics, opt, seed)
-            qlog = results.QualityLog(files.quality, opt, seed) if quality else None
+            log = logs.MetricsLog(files.metrics, opt, seed)
+            qlog = logs.QualityLog(files.quality, opt, seed) if quality else None
             stop = diverge.get((opt, seed), cut_at or steps)
             base = level.get(opt, 0.4 + 0.1 * i)
             for step in range(1, stop + 1):
@@ -39,7 +40,7 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
                     status = "diverged"
                 log.write(step, v, status, 0.002 + 0.001 * i, step * 0.01)
                 if step % sample_every == 0 or step == 1:
-                    results.save_images(files.samples, f"step_{step:06d}", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
+                    images.save_images(files.samples, f"step_{step:06d}", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
                     if qlog is not None:
                         qlog.write(step, {"swd": 300 / step + i + seed, "fd_pca": 40 / step + i, "kid_pca": 2 / step,
                                           "coverage": min(1.0, step / 100), "diversity": 0.9, "memorisation": 1.5}, 0.1)
@@ -49,8 +50,8 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
             st = "diverged" if (opt, seed) in diverge else ("finished" if stop == steps else "running")
             rec = {"optimizer": opt, "type": opt, "seed": seed, "status": st, "steps_done": stop,
                    "diverged_at": stop if st == "diverged" else None}
-            results.atomic_write_json(files.status, rec)
-            runs[results.run_name(opt, seed)] = rec
+            atomic_write_json(files.status, rec)
+            runs[f"{opt}-seed{seed}"] = rec
     manifest = {
         "schema": 1, "experiment": experiment, "run_id": run_id, "identity": "abc123", "status": state,
         "command": "bench run fake", "commands": ["bench run fake"], "cwd": "/tmp",
@@ -64,5 +65,5 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
         "versions": {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1"},
         "git": {"commit": "deadbeef", "dirty": False}, "started": run_id, "runs": runs,
     }
-    results.atomic_write_json(run_dir / "manifest.json", manifest)
+    atomic_write_json(run_dir / "manifest.json", manifest)
     return run_dir

@@ -8,8 +8,8 @@ from conftest import make_celeba_jpegs, zip_folder
 from PIL import Image
 
 from bench import data
-from bench.config import DataConfig
-from bench.errors import BenchError
+from bench.core.config import DataConfig
+from bench.core.errors import BenchError
 
 CELEBA = DataConfig(source="celeba", image_size=(28, 28), channels=3, crop=108, limit=10)
 

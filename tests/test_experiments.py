@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from conftest import only_run_dir, read_values
 
-from bench import config, data
-from bench.config import DataConfig
+from bench import data
+from bench.core import config
+from bench.core.config import DataConfig
 
 
 def _exp(name, **sets):
@@ -41,8 +42,8 @@ def test_digits_bundled_with_scikit_learn():
 
 
 def test_model_options_reach_the_networks():
-    from bench.models import build_discriminator, build_generator
-    from bench.train import draw_latents
+    from bench.model.models import build_discriminator, build_generator
+    from bench.model.step import draw_latents
 
     toy = _exp("quadratic2d")
     g, d = build_generator(toy.model, (2,)), build_discriminator(toy.model, (2,))
@@ -59,7 +60,8 @@ def test_model_options_reach_the_networks():
 
 
 def test_label_smoothing_changes_only_the_real_target():
-    from bench.train import GanTrainer, configure_runtime
+    from bench.model.runtime import configure_runtime
+    from bench.model.step import GanTrainer
 
     configure_runtime(0)
     images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype(np.float32)
@@ -73,7 +75,8 @@ def test_label_smoothing_changes_only_the_real_target():
 
 
 def test_dropout_runs_are_deterministic_and_resume_exactly():
-    from bench.train import GanTrainer, configure_runtime
+    from bench.model.runtime import configure_runtime
+    from bench.model.step import GanTrainer
 
     configure_runtime(0)
     exp = _exp("digits", **{"train.jit_compile": "false"})

@@ -32,28 +32,34 @@ def test_jobs_2_equals_sequential_at_the_same_thread_count(cli, tmp_path):
 
 
 def test_jobs_never_oversubscribe(cli, tmp_path):
-    from bench.train import available_cores
+    from bench.model.runtime import available_cores
 
     r = cli(*ARGS, "--jobs", "2", "--threads", str(available_cores()), "--out", tmp_path)
     assert r.code == 2 and "oversubscribe" in r.err
 
 
 def test_a_dead_worker_is_retried_once_then_reported_not_lost(cli, tmp_path, monkeypatch):
+    from faults import Die
+
+    from bench.execute import hooks
+
     # adam-seed1's worker dies once (retried from its checkpoint); sgd-seed0's dies every time (reported)
-    monkeypatch.setenv("BENCH_FAULT_INJECT", "adam-seed1:once,sgd-seed0:always")
-    r = cli(*ARGS, "--jobs", "2", "--no-eval", "--out", tmp_path)
+    once = tmp_path / "died-once"
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [Die("adam-seed1", str(once)), Die("sgd-seed0")])
+    r = cli(*ARGS, "--jobs", "2", "--no-eval", "--out", tmp_path / "out")
     assert r.code == 1
     assert "1 run(s) failed: sgd-seed0 (worker process died (exit code 70))" in r.err and "bench run --resume" in r.err
-    run_dir = only_run_dir(tmp_path, "smoke")
+    run_dir = only_run_dir(tmp_path / "out", "smoke")
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["status"] == "finished-with-failures"
     assert m["runs"]["sgd-seed0"]["status"] == "failed"
     assert {m["runs"][n]["status"] for n in ("sgd-seed1", "adam-seed0", "adam-seed1")} == {"finished"}
-    assert (run_dir / ".fault-adam-seed1").exists()  # its worker did die once ...
+    assert once.exists()  # its worker did die once ...
     assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 30  # ... and the retry finished it
+    assert not list(run_dir.rglob(".fault*"))  # the test's fault left nothing in the run folder
     # once the cause is gone, re-running the same command finishes the failed pair in the same folder
-    monkeypatch.delenv("BENCH_FAULT_INJECT")
-    r = cli(*ARGS[:-1], "--jobs", "2", "--no-eval", "--out", tmp_path)
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [])
+    r = cli(*ARGS[:-1], "--jobs", "2", "--no-eval", "--out", tmp_path / "out")
     assert r.code == 0, r.err
-    assert only_run_dir(tmp_path, "smoke") == run_dir
+    assert only_run_dir(tmp_path / "out", "smoke") == run_dir
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"

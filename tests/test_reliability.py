@@ -68,7 +68,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
 
 
 def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):
-    from bench import results
+    from bench.store.files import atomic_write_json
 
     args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "40", "--quiet", "--out", tmp_path]
     assert cli(*args).code == 0
@@ -77,9 +77,9 @@ def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_pat
     m = json.loads((run_dir / "manifest.json").read_text())
     m["status"] = "running"
     del m["runs"]["adam-seed0"]
-    results.atomic_write_json(run_dir / "manifest.json", m)
+    atomic_write_json(run_dir / "manifest.json", m)
     status = json.loads((run_dir / "runs/adam-seed0/status.json").read_text())
-    results.atomic_write_json(run_dir / "runs/adam-seed0/status.json", {**status, "status": "running"})
+    atomic_write_json(run_dir / "runs/adam-seed0/status.json", {**status, "status": "running"})
     sgd_csv = (run_dir / "runs/sgd-seed0/metrics.csv").read_bytes()
     before = read_values(run_dir / "runs/adam-seed0/metrics.csv")
 

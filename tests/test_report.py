@@ -16,7 +16,7 @@ import pytest
 from fakeruns import make_run
 from PIL import Image
 
-from bench.report import build_report
+from bench.report.run import build_report
 
 
 def _table_values(html: str) -> dict[tuple[str, str], float]:
@@ -115,7 +115,7 @@ def test_index_lists_reports_newest_first(tmp_path):
 
 def test_report_never_imports_tensorflow(tmp_path):
     run_dir = make_run(tmp_path / "results")
-    code = ("import sys; from bench.report import build_report; "
+    code = ("import sys; from bench.report.run import build_report; "
             f"build_report({str(run_dir)!r}, {str(tmp_path / 'r')!r}); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
     subprocess.run([os.sys.executable, "-c", code], check=True, timeout=120)

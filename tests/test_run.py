@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import only_run_dir, read_values
 
-from bench.results import csv_columns
+from bench.store.logs import CSV_COLUMNS
 
 TINY = ("--steps", "20", "--quiet")
 
@@ -32,7 +32,7 @@ def test_run_writes_manifest_csv_and_samples(cli, tmp_path):
     for name in ("sgd-seed0", "adam-seed0"):
         rd = run_dir / "runs" / name
         df = pd.read_csv(rd / "metrics.csv")
-        assert tuple(df.columns) == csv_columns()
+        assert tuple(df.columns) == CSV_COLUMNS
         assert df.step.tolist() == list(range(1, 21))
         assert df[["d_loss_real", "d_loss_fake", "g_loss"]].notna().all().all()
         assert ((df.d_x > 0) & (df.d_x < 1)).all() and ((df.d_acc_real >= 0) & (df.d_acc_real <= 1)).all()
@@ -73,8 +73,9 @@ def test_different_seeds_differ(cli, tmp_path):
 
 
 def test_paired_design_same_initial_weights_and_first_d_real_loss(cli, tmp_path):
-    from bench import config
-    from bench.train import GanTrainer, configure_runtime, step_inputs
+    from bench.core import config
+    from bench.model.runtime import configure_runtime
+    from bench.model.step import GanTrainer, step_inputs
 
     exp = config.experiment_from_dict(config.load_raw(config.resolve_experiment_path("smoke")), "smoke")
     configure_runtime(exp.train.threads)
@@ -128,7 +129,7 @@ def test_list_shows_experiments_datasets_optimizers(cli):
 
 
 def test_help_explains_every_option(cli):
-    from bench.cli import build_parser
+    from bench.cli.parser import build_parser
 
     sub = build_parser()._subparsers._group_actions[0].choices["run"]
     text = sub.format_help()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import config
-from bench.train import METRICS, GanTrainer, configure_runtime, step_inputs
+from bench.core import config
+from bench.core.metric_table import STEP_METRICS as METRICS
+from bench.model.runtime import configure_runtime
+from bench.model.step import GanTrainer, step_inputs
 
 
 def _experiment(jit: bool):

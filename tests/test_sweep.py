@@ -9,10 +9,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import only_run_dir
 
-from bench import config
-from bench import sweep as SW
-from bench.errors import BenchError
+from bench.core import config, sweep_table
+from bench.core.errors import BenchError
+from bench.orchestrate import sweep as SW
 
 # sgd and adam from experiments/smoke.toml's [sweep], 2 settings each, 20 iterations, final seeds 0 and 1
 SWEEP = ["sweep", "smoke", "--optimizers", "sgd,adam", "--steps", "20", "--seeds", "0,1", "--threads", "1",
@@ -36,7 +37,7 @@ def swd_final(run_dir, label, seed) -> float:
 
 def test_random_search_gives_every_optimizer_the_same_budget_within_its_space():
     exp = smoke(budget=6)
-    sw = SW.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, selected=True)
     trials = SW.make_trials(exp, sw)
     for label in ("sgd", "rmsprop", "adam"):
         mine = [t for t in trials if t.optimizer == label]
@@ -49,14 +50,14 @@ def test_random_search_gives_every_optimizer_the_same_budget_within_its_space():
     # a pure function of the table; one optimizer's space does not move another's draws
     assert SW.make_trials(exp, sw) == trials
     other = smoke(budget=6, space={**exp.sweep["space"], "sgd": {"learning_rate": {"log": [1e-4, 1e-3]}}})
-    redrawn = SW.make_trials(other, SW.parse_sweep(other, selected=True))
+    redrawn = SW.make_trials(other, sweep_table.parse_sweep(other, selected=True))
     assert [t for t in redrawn if t.optimizer == "adam"] == [t for t in trials if t.optimizer == "adam"]
     assert [t for t in redrawn if t.optimizer == "sgd"] != [t for t in trials if t.optimizer == "sgd"]
 
 
 def test_log_draws_spread_over_decades():
     exp = smoke(budget=200)
-    sw = SW.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, selected=True)
     lrs = np.log10([t.params["learning_rate"] for t in SW.make_trials(exp, sw) if t.optimizer == "rmsprop"])
     # log-uniform on [1e-5, 1e-2]: about a third of the draws in each decade
     counts = np.histogram(lrs, bins=[-5, -4, -3, -2])[0]
@@ -68,7 +69,7 @@ def test_grid_fills_the_budget_and_refuses_an_unequal_one():
              "rmsprop": {"learning_rate": {"log": [1e-5, 1e-2]}},
              "adam": {"learning_rate": {"log": [1e-4, 1e-2], "points": 3}, "beta_1": [0.5, 0.9]}}
     exp = smoke(method="grid", budget=6, space=space)
-    sw = SW.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, selected=True)
     trials = SW.make_trials(exp, sw)
     sgd = [t.params for t in trials if t.optimizer == "sgd"]
     assert sorted({p["learning_rate"] for p in sgd}) == [0.001, 0.1]  # 6 / 3 momenta = 2 log points
@@ -201,63 +202,63 @@ def ray_cluster(tmp_path_factory):
     import sys
     from pathlib import Path
 
+    # token authentication, as Ray recommends: the cluster and the driver (bench, in this process) share the
+    # token, which Ray reads when it is imported: set before the first import of ray
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'bench[ray]' (make test installs it)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ray_cli = str(Path(sys.executable).parent / "ray")
-    # token authentication, as Ray recommends: the cluster and the driver (bench) share the token
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                    "--include-dashboard", "false", "--disable-usage-stats"], check=True, env=env,
-                   capture_output=True, timeout=120)
+                    "--include-dashboard", "false", "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
     try:
-        yield f"127.0.0.1:{port}", env
+        yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def test_ray_sweep_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(local_sweep, ray_cluster, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(cli, ray_cluster, tmp_path,
+                                                                                   monkeypatch):
+    import faults
+    import ray.cloudpickle
 
-    _, local_dir = local_sweep
-    address, env = ray_cluster
-    bench = [str(Path(sys.executable).parent / "bench")]  # the console script, as a user runs it
+    from bench.execute import hooks
 
-    def run(*args, **extra_env):
-        return subprocess.run([*bench, *map(str, args)], env={**env, **extra_env}, capture_output=True, text=True,
-                              timeout=600)
-
-    # one search trial's worker dies once (retried); one final pair's worker always dies (reported)
-    r = run(*SWEEP[:-1], "--executor", "ray", "--address", address, "--out", tmp_path, "--no-report",
-            BENCH_FAULT_INJECT="adam.t01-seed0:once,sgd.tuned-seed1:always")
-    assert r.returncode == 1, r.stderr
-    assert "adam.t01 seed 0: Ray worker process died; retrying from its last checkpoint" in r.stderr
-    assert "sgd.tuned seed 1: Ray worker process died; giving up after 2 attempt(s)" in r.stderr
-    assert "bench sweep --resume" in r.stderr and "Traceback" not in r.stderr
-    ray_dir = next((tmp_path / "smoke").glob("sweep-*"))
-    assert json.loads((ray_dir / "sweep.json").read_text())["status"] == "final"
-    r = run("sweep", "--resume", ray_dir, "--executor", "ray", "--address", address, "--quiet", "--no-report")
-    assert r.returncode == 0, r.stderr
-    a = json.loads((local_dir / "sweep.json").read_text())
-    b = json.loads((ray_dir / "sweep.json").read_text())
-    assert b["status"] == "finished"
-    assert [t["score"] for t in a["trials"]] == [t["score"] for t in b["trials"]]
-    assert a["best"] == b["best"] and a["final"] == b["final"]
-    for phase in ("search", "final"):
-        pa, pb = local_dir / a["phases"][phase], ray_dir / b["phases"][phase]
-        names = sorted(p.parent.name for p in pa.glob("runs/*/metrics.csv"))
-        assert names == sorted(p.parent.name for p in pb.glob("runs/*/metrics.csv")) and names
-        for name in names:
-            for csv, timing in (("metrics.csv", ["step_seconds", "elapsed_seconds"]), ("quality.csv", ["eval_seconds"])):
-                da = pd.read_csv(pa / "runs" / name / csv).drop(columns=timing)
-                db = pd.read_csv(pb / "runs" / name / csv).drop(columns=timing)
-                pd.testing.assert_frame_equal(da, db, check_exact=True)
-        mb = json.loads((pb / "manifest.json").read_text())
-        assert mb["machine"]["executor"] == f"ray ({address})" and mb["status"] == "finished"
+    address = ray_cluster
+    ray.cloudpickle.register_pickle_by_value(faults)  # Ray's workers cannot import the tests' modules
+    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "12", "--threads", "1",
+            "--quiet", "--no-report"]
+    assert cli(*args, "--out", tmp_path / "local").code == 0
+    # one pair's worker dies once (retried from its last checkpoint); another's always dies (reported)
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [faults.Die("adam-seed1", str(tmp_path / "died-once")),
+                                               faults.Die("sgd-seed0")])
+    r = cli(*args, "--executor", "ray", "--address", address, "--out", tmp_path / "ray")
+    assert r.code == 1, r.err
+    assert "adam seed 1: Ray worker process died; retrying from its last checkpoint" not in r.err  # quiet
+    assert "1 run(s) failed: sgd-seed0 (Ray worker process died)" in r.err and "bench run --resume" in r.err
+    assert (tmp_path / "died-once").exists()
+    ray_dir = only_run_dir(tmp_path / "ray", "smoke")
+    m = json.loads((ray_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-failures" and m["runs"]["adam-seed1"]["status"] == "finished"
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [])
+    r = cli("run", "--resume", ray_dir, "--executor", "ray", "--address", address, "--quiet", "--no-report")
+    assert r.code == 0, r.err
+    local_dir = only_run_dir(tmp_path / "local", "smoke")
+    names = sorted(p.parent.name for p in local_dir.glob("runs/*/metrics.csv"))
+    assert names == sorted(p.parent.name for p in ray_dir.glob("runs/*/metrics.csv")) and len(names) == 4
+    for name in names:
+        for csv, timing in (("metrics.csv", ["step_seconds", "elapsed_seconds"]), ("quality.csv", ["eval_seconds"])):
+            a = pd.read_csv(local_dir / "runs" / name / csv).drop(columns=timing)
+            b = pd.read_csv(ray_dir / "runs" / name / csv).drop(columns=timing)
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+    m = json.loads((ray_dir / "manifest.json").read_text())
+    assert m["machine"]["executor"] == f"ray ({address})" and m["status"] == "finished"
+    assert not list(ray_dir.rglob(".fault*"))
 
 
 def test_ray_executor_errors_are_one_line_and_leave_nothing(cli, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from conftest import only_run_dir
 from fakeruns import make_run
 
-from bench import trends
+from bench.analysis import trends
 
 SMOKE = ["run", "smoke", "--seeds", "0,1,2", "--steps", "40", "--quiet", "--no-report"]
 

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.summary import LOSS_TITLES, LOSSES  # noqa: E402
+from bench.analysis.stats import band, spread  # noqa: E402
+from bench.core.metric_table import LOSS_TITLES, LOSSES, QUALITY  # noqa: E402
 
 MAX_POINTS = 600
 # Fixed colours: the same optimizer has the same colour in every report.
@@ -55,11 +56,12 @@ def curves(df: pd.DataFrame, column: str, span: int) -> pd.DataFrame:
     # unstack, not pivot_table: pivot_table silently drops a seed whose values are all NaN
     wide = df.set_index(["step", "seed"])[column].astype(float).replace([np.inf, -np.inf], np.nan).unstack("seed").sort_index()
     smooth = wide.ewm(span=span, ignore_na=True).mean()
+    med, q25, q75 = band(smooth, axis=1)
     return pd.DataFrame({
         "raw": wide.median(axis=1),
-        "smooth": smooth.median(axis=1),
-        "q25": smooth.quantile(0.25, axis=1),
-        "q75": smooth.quantile(0.75, axis=1),
+        "smooth": med,
+        "q25": q25,
+        "q75": q75,
         "elapsed": df.set_index(["step", "seed"]).elapsed_seconds.unstack("seed").sort_index().median(axis=1),
         "seeds": wide.notna().sum(axis=1),
     })
@@ -128,11 +130,10 @@ def diversity_figure(div: dict[str, pd.DataFrame], optimizers: list[str], thresh
     for label in optimizers:
         d = div.get(label)
         if d is not None and len(d):
-            g = d.groupby("step").diversity
-            med = g.median()
+            med, q25, q75 = band(d.groupby("step").diversity)
             ax.plot(med.index, med.to_numpy(), color=col[label], lw=1.8, marker="o", ms=3, label=label)
             if d.seed.nunique() > 1:
-                ax.fill_between(med.index, g.quantile(0.25).to_numpy(), g.quantile(0.75).to_numpy(), color=col[label], alpha=0.18, lw=0)
+                ax.fill_between(med.index, q25.to_numpy(), q75.to_numpy(), color=col[label], alpha=0.18, lw=0)
     ax.axhline(1.0, color="0.35", ls="--", lw=0.9, label="real images")
     ax.axhline(threshold, color="#b00", ls=":", lw=0.9, label="collapse threshold")
     ax.set_xlabel("iteration")
@@ -140,13 +141,6 @@ def diversity_figure(div: dict[str, pd.DataFrame], optimizers: list[str], thresh
     ax.grid(alpha=0.25)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
-
-
-QUALITY_TITLES = {
-    "swd": "SWD, Laplacian patches (x1e3) ↓", "fd_pca": "Frechet distance, PCA ↓", "kid_pca": "kernel distance, PCA ↓",
-    "coverage": "coverage of real images ↑", "diversity": "diversity / real", "memorisation": "NN distance to training / typical",
-    "fid": "FID (InceptionV3, local weights) ↓",
-}
 
 
 def quality_figure(quality: pd.DataFrame, optimizers: list[str], metrics: list[str]) -> bytes:
@@ -161,15 +155,13 @@ def quality_figure(quality: pd.DataFrame, optimizers: list[str], metrics: list[s
             d = q[q.optimizer == label]
             if not len(d):
                 continue
-            g = d.groupby("step").value
-            med = g.median()
+            med, q25, q75 = band(d.groupby("step").value)
             ax.plot(med.index, med.to_numpy(), color=col[label], lw=1.8, marker="o", ms=2.5, label=label)
             if d.seed.nunique() > 1:
-                ax.fill_between(med.index, g.quantile(0.25).to_numpy(), g.quantile(0.75).to_numpy(),
-                                color=col[label], alpha=0.18, lw=0)
+                ax.fill_between(med.index, q25.to_numpy(), q75.to_numpy(), color=col[label], alpha=0.18, lw=0)
         if metric in ("diversity", "memorisation"):
             ax.axhline(1.0, color="0.35", ls="--", lw=0.9)
-        ax.set_title(QUALITY_TITLES.get(metric, metric), fontsize=10)
+        ax.set_title(QUALITY[metric].title if metric in QUALITY else metric, fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.25)
     for ax in list(axes.flat)[len(metrics):]:
@@ -275,7 +267,7 @@ def tuned_figure(final: dict[str, dict], criterion: str, goal: str) -> bytes:
             ax.scatter([x] * len(vals), vals, s=34, facecolor=col[label] if filled else "white", edgecolor=col[label],
                        lw=1.5, zorder=3, label=None)
             if vals:
-                ax.plot([x - 0.12, x + 0.12], [np.median(vals)] * 2, color="k", lw=1.4)
+                ax.plot([x - 0.12, x + 0.12], [spread(vals)[0]] * 2, color="k", lw=1.4)
             n_bad = len(final[label][kind]["values"]) - len(vals)
             if n_bad:
                 ax.annotate(f"{n_bad} diverged", (x, ax.get_ylim()[1]), ha="center", va="top", fontsize=7, color="#b3261e")

@@ -6,16 +6,17 @@ Reads only ``sweep.json`` and the phases' run folders.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from pathlib import Path
 
-from bench import summary as S
-from bench.errors import BenchError
-from bench.report import REPORT_META, _env, _fmt, _uri, build_report, params_text, plots, update_index
-from bench.results import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
-from bench.sweep import SWEEP_FILE, TUNED, _fmt_params
+from bench.core.errors import BenchError
+from bench.core.names import REPORT_META, SWEEP_FILE, TUNED, fmt_params, now
+from bench.report import plots
+from bench.report.html import ENV, fmt, params_text, update_index, uri
+from bench.report.run import build_report
+from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, inside, read_json
+from bench.store.load import load_run
 
 
 def _phase_report(sweep_dir: Path, phase_dir: str, reports_root: Path) -> str | None:
@@ -44,7 +45,7 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
     if "sweep" not in rec or "trials" not in rec:
         raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record")
     sw = rec["sweep"]
-    out_dir = reports_root / rec["experiment"] / sweep_dir.name
+    out_dir = inside(reports_root, rec["experiment"], sweep_dir.name)
     ensure_writable(out_dir)
     links = {p: _phase_report(sweep_dir, d, reports_root) for p, d in rec["phases"].items()}
     scored = all("score" in t for t in rec["trials"])
@@ -56,7 +57,7 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
         if scored:
             ts = sorted(ts, key=lambda t: (sign * t["score"]["median"], t["index"]))
         tables.append({"optimizer": label, "rows": [{
-            "label": t["label"], "params": _fmt_params(t["params"]), "best": t["label"] == best.get(label),
+            "label": t["label"], "params": fmt_params(t["params"]), "best": t["label"] == best.get(label),
             "score": _score(t.get("score")),
             "seeds": ", ".join("–" if not math.isfinite(v) else f"{v:.4g}" for v in t["score"]["values"]) if scored else "",
             "status": ", ".join(sorted(set(t["score"]["status"]))) if scored else "pending"} for t in ts]})
@@ -64,7 +65,7 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
     final_data = None
     if rec.get("final"):
         final_dir = sweep_dir / rec["phases"]["final"]
-        final_data = S.load_run(final_dir)
+        final_data = load_run(final_dir)
         cfg = final_data.manifest["config"]["optimizers"]
         for label, f in rec["final"].items():
             d, t = f["default"]["median"], f["tuned"]["median"]
@@ -79,15 +80,15 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
         "rec": rec, "sw": sw, "links": links, "tables": tables, "compare": compare, "scored": scored,
         "colours": plots.colours(list(sw["space"])),
         "space": {lbl: {k: _describe(d) for k, d in dims.items()} for lbl, dims in sw["space"].items()},
-        "fig_sensitivity": _uri(plots.sensitivity_figure(rec["trials"], sw["space"], sw["criterion"], sw["goal"], best))
+        "fig_sensitivity": uri(plots.sensitivity_figure(rec["trials"], sw["space"], sw["criterion"], sw["goal"], best))
         if scored else None,
-        "fig_tuned": _uri(plots.tuned_figure(rec["final"], sw["criterion"], sw["goal"])) if rec.get("final") else None,
-        "fig_final_losses": _uri(plots.loss_figure(final_data.metrics, final_data.optimizers, final_data.steps_total))
+        "fig_tuned": uri(plots.tuned_figure(rec["final"], sw["criterion"], sw["goal"])) if rec.get("final") else None,
+        "fig_final_losses": uri(plots.loss_figure(final_data.metrics, final_data.optimizers, final_data.steps_total))
         if final_data is not None and not final_data.metrics.empty else None,
         "table_json": json.dumps(rec.get("sweep_table", {}), indent=2),
-        "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "fmt": _fmt,
+        "generated": now(), "fmt": fmt,
     }
-    html = _env.get_template("sweep.html").render(**context)
+    html = ENV.get_template("sweep.html").render(**context)
     atomic_write_bytes(out_dir / "index.html", html.encode())
     atomic_write_json(out_dir / REPORT_META, {
         "experiment": rec["experiment"], "run_id": sweep_dir.name, "started": rec.get("started"), "kind": "sweep",

@@ -1,4 +1,4 @@
-"""Run the (optimizer, seed) pairs of one run folder one at a time or in parallel processes.
+"""Run the (optimizer, seed) pairs of one run folder one at a time, or in parallel worker processes.
 
 Every pair is independent (paired design: all randomness comes from the seed), so any
 executor gives the same numbers as long as each pair runs with the same thread count;
@@ -22,44 +22,49 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from bench.config import Experiment
+import numpy as np
+
+from bench.core.config import Experiment
+from bench.core.errors import describe
+from bench.core.names import run_name
+from bench.execute import hooks
+from bench.execute.pair import PairRun
+from bench.store.files import read_json
+from bench.store.layout import RunFiles
 
 RETRIES = 1
 
 
-def _inject_fault(run_dir: str, name: str) -> None:
-    """Test hook: BENCH_FAULT_INJECT=<pair>:once|always[,<pair>:...] makes that pair's worker die
-    abruptly (``once``: a marker file in ``run_dir`` remembers that it did)."""
-    modes = dict(item.partition(":")[::2] for item in os.environ.get("BENCH_FAULT_INJECT", "").split(",") if item)
-    mode = modes.get(name)
-    if mode is None:
-        return
-    marker = Path(run_dir) / f".fault-{name}"
-    if mode == "always" or not marker.exists():
-        marker.touch()
-        os._exit(70)  # no cleanup, no exception: what a segfault or the OOM killer looks like
+def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], images: np.ndarray, evaluator,
+                   on_done: Callable[[str, int, dict], None], quiet: bool) -> list[tuple[str, int, str]]:
+    """Every pair in this process, one after the other, with every core; nothing fails "for good" here:
+    an exception stops the run (the caller marks it)."""
+    for label, seed in pairs:
+        on_done(label, seed, PairRun(exp, label, seed, images, run_dir, evaluator, quiet).run())
+    return []
 
 
-def _worker(config: dict, run_dir: str, conn) -> None:
+def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     """A long-lived worker: imports TensorFlow and loads the data once, then trains the pairs
     the parent sends, one at a time, answering ("done" | "error", label, seed, message)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from bench import runner
-    from bench.config import experiment_from_dict
+    from bench import data
+    from bench.core.config import experiment_from_dict
+    from bench.model.runtime import configure_runtime
+    from bench.quality.scorer import make_evaluator
 
     exp = experiment_from_dict(config, "worker")
-    prepared = runner.prepare(exp)
-    evaluator = runner.make_evaluator(exp, prepared.dataset.images)
-    opts = runner.RunOptions(quiet=True)
+    configure_runtime(exp.train.threads)
+    images = data.load(exp.data).images
+    evaluator = make_evaluator(exp, images)
     while (task := conn.recv()) is not None:
         label, seed = task
-        _inject_fault(run_dir, f"{label}-seed{seed}")
+        hooks.before_pair(run_name(label, seed), worker_hooks)
         try:
-            runner._train_one(exp, label, seed, prepared.dataset.images, Path(run_dir), opts, evaluator)
+            PairRun(exp, label, seed, images, Path(run_dir), evaluator).run()
             conn.send(("done", label, seed, ""))
         except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            conn.send(("error", label, seed, f"{type(e).__name__}: {msg}"))
+            conn.send(("error", label, seed, describe(e)))
 
 
 class _Slot:
@@ -67,7 +72,8 @@ class _Slot:
 
     def __init__(self, ctx, config: dict, run_dir: Path):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(config, str(run_dir), child), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(config, str(run_dir), child, list(hooks.BEFORE_PAIR)),
+                                daemon=True)
         self.proc.start()
         child.close()
         self.pair: tuple[str, int] | None = None
@@ -99,8 +105,6 @@ class Tracker:
             print(*args, file=sys.stderr)
 
     def settle(self, pair: tuple[str, int], ok: bool, reason: str, retry: bool = True) -> None:
-        from bench.results import RunFiles, read_json
-
         label, seed = pair
         self.attempts[pair] += 1
         if ok:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.metrics import frechet_distance
+from bench.core.errors import BenchError, first_line
+from bench.quality.metrics import frechet_distance
 
 INPUT = 299
 
@@ -30,8 +30,8 @@ def load_inception(path: Path):
                                                    input_shape=(INPUT, INPUT, 3))
             model.load_weights(path)
     except Exception as e:  # noqa: BLE001 - any loading failure is the user's file, said in one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BenchError(f"--fid-weights {path}: not InceptionV3 weights Keras can load ({first})") from None
+        raise BenchError(f"--fid-weights {path}: not InceptionV3 weights Keras can load "
+                         f"({first_line(e) or type(e).__name__})") from None
     if model.output_shape[-1] != 2048:
         raise BenchError(f"--fid-weights {path}: expected 2048 pooled features, the model gives {model.output_shape}")
     return model

@@ -19,8 +19,10 @@ import re
 import tomllib
 from typing import Any
 
-from bench.config import OptimizerSpec, _suggest
-from bench.errors import BenchError
+from bench.core.config import OptimizerSpec
+from bench.core.errors import BenchError, first_line
+from bench.core.schema import suggest
+from bench.core.sweep_table import NETWORKS, SweepConfig
 
 _NOT_TRAINING_OPTIMIZERS = {"optimizer", "lossscaleoptimizer"}
 # Accepted by every Keras optimizer (the base class); `bench list` shows them once.
@@ -130,7 +132,7 @@ def validate(specs: tuple[OptimizerSpec, ...]) -> None:
     for spec in specs:
         if spec.name not in names:
             raise BenchError(
-                f"unknown optimizer '{spec.name}'{_suggest(spec.name, names)}; known: {', '.join(names)}"
+                f"unknown optimizer '{spec.name}'{suggest(spec.name, names)}; known: {', '.join(names)}"
             )
         if not _LABEL_RE.match(spec.label):
             raise BenchError(f"optimizer label '{spec.label}': use letters, digits, '_', '-' and '.' only")
@@ -141,15 +143,34 @@ def validate(specs: tuple[OptimizerSpec, ...]) -> None:
             )
         labels.add(spec.label)
         accepted = hyperparameters(spec.name)
-        for net in ("generator", "discriminator"):
+        for net in NETWORKS:
             for key, value in spec.params_for(net).items():
                 if key not in accepted:
-                    hint = " (Keras 3 calls it 'learning_rate')" if key == "lr" else _suggest(key, accepted)
+                    hint = " (Keras 3 calls it 'learning_rate')" if key == "lr" else suggest(key, accepted)
                     raise BenchError(f"optimizer '{spec.label}' ({spec.name}): unknown hyper-parameter '{key}'{hint}")
-                if isinstance(value, str) and key != "name":
+                if key == "name":  # Keras's object name: it reaches variable paths, and label names a run
+                    raise BenchError(f"optimizer '{spec.label}': 'name' is not a hyper-parameter; "
+                                     "label=NAME names a run")
+                if isinstance(value, str):
                     raise BenchError(f"optimizer '{spec.label}': hyper-parameter {key}={value!r} is not a number")
-        for net in ("generator", "discriminator"):  # catches out-of-range values, e.g. a negative rho
+        for net in NETWORKS:  # catches out-of-range values, e.g. a negative rho
             build(spec, net)
+
+
+def check_sweep_space(specs: tuple[OptimizerSpec, ...], sw: SweepConfig, where: str) -> None:
+    """Every key of a sweep's search spaces is a hyper-parameter of its optimizer, by Keras's own list."""
+    by_label = {s.label: s for s in specs}
+    for label, dims in sw.space.items():
+        spec = by_label[label]
+        if spec.name not in registry():
+            continue  # validate() names the unknown optimizer
+        accepted = hyperparameters(spec.name)
+        for d in dims:
+            net, dot, sub = d.key.partition(".")
+            key = sub if dot and net in NETWORKS else d.key
+            if key not in accepted:
+                raise BenchError(f"{where}.space.{label}.{d.key}: {spec.name} has no hyper-parameter '{key}'"
+                                 f"{suggest(key, accepted)}")
 
 
 def build(spec: OptimizerSpec, network: str):
@@ -159,11 +180,10 @@ def build(spec: OptimizerSpec, network: str):
     try:
         return cls(**params)
     except (TypeError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BenchError(f"optimizer '{spec.label}' ({spec.name}) with {params}: {msg}") from None
+        raise BenchError(f"optimizer '{spec.label}' ({spec.name}) with {params}: {first_line(e) or type(e).__name__}") from None
 
 
 def describe(spec: OptimizerSpec) -> dict[str, Any]:
     """Effective hyper-parameters per network, Keras defaults filled in (for the manifest)."""
     defaults = {k: v for k, v in hyperparameters(spec.name).items() if isinstance(v, (int, float, str, bool, type(None)))}
-    return {net: {**defaults, **spec.params_for(net)} for net in ("generator", "discriminator")}
+    return {net: {**defaults, **spec.params_for(net)} for net in NETWORKS}

@@ -9,21 +9,20 @@ The same validator loads the effective configuration back from a run's manifest
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import re
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError, first_line
+from bench.core.names import check_plain_name
+from bench.core.schema import build, coerce, positive, suggest
+from bench.core.sweep_table import parse_sweep
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 DEFAULT_EXPERIMENT = "faces"
 
 
@@ -106,7 +105,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     optimizers: tuple[OptimizerSpec, ...] = ()
-    # [sweep]: the search spaces of `bench sweep` (bench.sweep validates it). Not part of to_dict():
+    # [sweep]: the search spaces of `bench sweep` (bench.core.sweep_table validates it). Not part of to_dict():
     # a run's configuration is what it trained with; a sweep records its own table in sweep.json.
     sweep: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -153,97 +152,21 @@ def _plain(x: Any) -> Any:
 # ---------------------------------------------------------------- validation
 
 
-def _suggest(key: str, valid: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against a type hint; return it in the dataclass's own type."""
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    elif origin is tuple:
-        args = typing.get_args(hint)
-        if isinstance(value, (list, tuple)):
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(v, args[0], where) for v in value)
-            if len(value) == len(args):
-                return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
-    elif origin in (typing.Union, types.UnionType):
-        for a in typing.get_args(hint):
-            try:
-                return _coerce(value, a, where)
-            except BenchError:
-                pass
-    else:  # Mapping and anything untyped
-        return value
-    raise BenchError(f"{where}: expected {_type_name(hint)}, got {value!r}")
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_type_name(args[0])}"
-        return f"a list of {len(args)} {_type_name(args[0])}s"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
-
-
-def _build(cls: type, table: Any, where: str) -> Any:
-    if not isinstance(table, Mapping):
-        raise BenchError(f"{where}: expected a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in table.items():
-        if key not in names:
-            raise BenchError(f"{where}: unknown key '{key}'{_suggest(key, names)}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _positive(where: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise BenchError(f"{where} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-
-
-# An experiment's name becomes a folder under --out and --reports: a plain name, never a path.
-PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def check_plain_name(what: str, name: str) -> None:
-    """Refuse a name that would become anything but one folder (``/``, ``..``, absolute, empty)."""
-    if not PLAIN_NAME.match(name):
-        raise BenchError(f"{what} {name!r}: use a plain name of letters, digits, '_', '-' and '.' "
-                         "(starting with a letter or digit), not a path")
-
-
 def _check(exp: Experiment) -> None:
     t, m, d = exp.train, exp.model, exp.data
     check_plain_name("experiment name", exp.name)
-    _positive("train.batch_size", t.batch_size)
+    positive("train.batch_size", t.batch_size)
     if t.batch_size < 2 or t.batch_size % 2:
         raise BenchError(f"train.batch_size must be an even number >= 2 (D sees half real, half fake), got {t.batch_size}")
-    _positive("train.steps", t.steps)
-    _positive("train.sample_every", t.sample_every)
-    _positive("train.sample_count", t.sample_count)
-    _positive("train.checkpoint_every", t.checkpoint_every)
-    _positive("train.threads", t.threads, allow_zero=True)
-    _positive("train.steps_per_call", t.steps_per_call)
+    positive("train.steps", t.steps)
+    positive("train.sample_every", t.sample_every)
+    positive("train.sample_count", t.sample_count)
+    positive("train.checkpoint_every", t.checkpoint_every)
+    positive("train.threads", t.threads, allow_zero=True)
+    positive("train.steps_per_call", t.steps_per_call)
     if not 0 < t.real_label <= 1:
         raise BenchError(f"train.real_label must be in (0, 1], got {t.real_label}")
-    _positive("model.latent_dim", m.latent_dim)
+    positive("model.latent_dim", m.latent_dim)
     for name, widths in (("model.g_widths", m.g_widths), ("model.d_widths", m.d_widths)):
         if not widths or any(w <= 0 for w in widths):
             raise BenchError(f"{name} must be a non-empty list of positive integers, got {list(widths)}")
@@ -257,21 +180,21 @@ def _check(exp: Experiment) -> None:
         raise BenchError(f"data.image_size must be two positive integers, got {list(d.image_size)}")
     if d.channels not in (1, 3):
         raise BenchError(f"data.channels must be 1 or 3, got {d.channels}")
-    _positive("data.crop", d.crop, allow_zero=True)
-    _positive("data.limit", d.limit, allow_zero=True)
+    positive("data.crop", d.crop, allow_zero=True)
+    positive("data.limit", d.limit, allow_zero=True)
     e = exp.eval
     if e.enabled:
         if e.samples < 2 or e.real < 2:
             raise BenchError(f"eval.samples and eval.real must be >= 2, got {e.samples} and {e.real}")
-        _positive("eval.pca_dims", e.pca_dims)
-        _positive("eval.every", e.every, allow_zero=True)
+        positive("eval.pca_dims", e.pca_dims)
+        positive("eval.every", e.every, allow_zero=True)
         if e.every % t.sample_every:
             raise BenchError(f"eval.every ({e.every}) must be a multiple of train.sample_every ({t.sample_every})")
-        _positive("eval.patches_per_image", e.patches_per_image)
+        positive("eval.patches_per_image", e.patches_per_image)
     if not exp.seeds:
         raise BenchError("seeds: give at least one seed")
-    if any(s < 0 for s in exp.seeds):
-        raise BenchError(f"seeds must be >= 0, got {list(exp.seeds)}")
+    if any(s < 0 or s >= 2**32 for s in exp.seeds):  # Keras seeds its generators with 32 bits
+        raise BenchError(f"seeds must be in [0, 2**32), got {list(exp.seeds)}")
     if len(set(exp.seeds)) != len(exp.seeds):
         raise BenchError(f"seeds: each seed once, got {list(exp.seeds)}")
     if not exp.optimizers:
@@ -307,29 +230,35 @@ def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in top:
-            raise BenchError(f"{where}: unknown key '{key}'{_suggest(key, top)}")
+            raise BenchError(f"{where}: unknown key '{key}'{suggest(key, top)}")
         if key in sections:
-            kwargs[key] = _build(sections[key], value, f"{where}: {key}")
+            kwargs[key] = build(sections[key], value, f"{where}: {key}")
         elif key == "optimizers":
             if not isinstance(value, Mapping):
                 raise BenchError(f"{where}: optimizers: expected tables like [optimizers.adam]")
             kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where}: optimizers.{lbl}") for lbl, t in value.items())
         elif key == "seeds":
-            kwargs[key] = _coerce(value, tuple[int, ...], f"{where}: seeds")
+            kwargs[key] = coerce(value, tuple[int, ...], f"{where}: seeds")
         elif key == "sweep":
             if not isinstance(value, Mapping):
                 raise BenchError(f"{where}: sweep: expected a table like [sweep]")
             kwargs[key] = dict(value)
         else:
-            kwargs[key] = _coerce(value, str, f"{where}: {key}")
+            kwargs[key] = coerce(value, str, f"{where}: {key}")
     kwargs.setdefault("name", "experiment")
     exp = Experiment(**kwargs)
     _check(exp)
     if exp.sweep:
-        from bench.sweep import parse_sweep
-
         parse_sweep(exp, f"{where}: sweep")  # a malformed [sweep] fails here, for `bench run` too
     return exp
+
+
+def absolute_path(value: str) -> str:
+    """A user-given path made absolute (saved with the run, so --resume finds it from anywhere)."""
+    try:
+        return str(Path(value).expanduser().resolve())
+    except (RuntimeError, OSError) as e:  # a symlink loop, an unknown ~user
+        raise BenchError(f"{value}: not a usable path ({first_line(e) or type(e).__name__})") from None
 
 
 def experiment_names() -> list[str]:
@@ -348,7 +277,7 @@ def resolve_experiment_path(name_or_path: str | None) -> Path:
     if shipped.is_file():
         return shipped
     names = experiment_names()
-    raise BenchError(f"unknown experiment '{name_or_path}'{_suggest(name_or_path, names)}; known: {', '.join(names)}")
+    raise BenchError(f"unknown experiment '{name_or_path}'{suggest(name_or_path, names)}; known: {', '.join(names)}")
 
 
 def load_raw(path: Path) -> dict[str, Any]:

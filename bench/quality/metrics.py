@@ -16,12 +16,10 @@ All inputs are float arrays (N, H, W, C) in [-1, 1]. Every random choice takes a
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from threadpoolctl import threadpool_limits
 
 PATCH = 7
 MIN_LEVEL = 8  # smallest pyramid level side (the paper stops at 16; our images are 12-28 px)
@@ -179,59 +177,3 @@ def train_nn_distance(train: np.ndarray, limit: int = 2000, seed: int = 0) -> fl
     d = pairwise_distances(train, train)
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(axis=1)))
-
-
-# ------------------------------------------------------------------ one evaluation
-
-
-class Evaluator:
-    """Everything fixed per run (real subset, PCA, reference statistics); ``__call__`` scores samples."""
-
-    def __init__(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int = 64):
-        with threadpool_limits(1):  # see __call__
-            self._setup(train, real_count, pca_dims, seed, patches_per_image)
-
-    def _setup(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int) -> None:
-        rng = np.random.default_rng([seed, 0xE7])
-        pick = rng.choice(len(train), size=min(real_count, len(train)), replace=False)
-        self.real = train[np.sort(pick)]
-        self.train = train
-        self.seed = seed
-        self.patches = patches_per_image
-        self.pca = PCA.fit(self.real, min(pca_dims, len(self.real) - 1, self.real[0].size))
-        self.real_features = self.pca(self.real)
-        self.real_diversity = mean_pairwise(self.real)
-        self.train_nn = train_nn_distance(train, seed=seed)
-        # more scorers (e.g. FID from local weights): fake images -> {metric: value}
-        self.extras: list = []
-
-    def __call__(self, fake: np.ndarray) -> tuple[dict[str, float], float]:
-        """(metric -> value, seconds spent)."""
-        t0 = time.perf_counter()
-        if not np.isfinite(fake).all():
-            return {}, time.perf_counter() - t0
-        # One BLAS thread: a multi-threaded matmul sums in an order that depends on the thread count
-        # (last digits differ), and Ray sets one per CPU it grants; this makes the scores the same under
-        # every executor and core count, for ~5% more scoring time.
-        with threadpool_limits(1):
-            out = self._score(fake)
-        return out, time.perf_counter() - t0
-
-    def _score(self, fake: np.ndarray) -> dict[str, float]:
-        feats = self.pca(fake)
-        out = swd(self.real, fake, self.seed, self.patches) if self.real.ndim == 4 else {}  # patches need images
-        out.update({
-            "fd_pca": frechet_distance(self.real_features, feats),
-            "kid_pca": kernel_distance(self.real_features, feats),
-            "coverage": coverage(self.real, fake),
-            "diversity": mean_pairwise(fake) / self.real_diversity,
-            "memorisation": memorisation(self.train, fake, self.train_nn),
-        })
-        for extra in self.extras:
-            out.update(extra(fake))
-        return out
-
-
-HEADLINE = ("swd", "fd_pca", "kid_pca", "coverage", "diversity", "memorisation")
-LOWER_IS_BETTER = {"swd": True, "fd_pca": True, "kid_pca": True, "coverage": False, "diversity": False,
-                   "memorisation": False}

@@ -17,7 +17,6 @@ run needs no generator state to continue exactly.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,44 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.config import Experiment, OptimizerSpec
-
-# Column order of the values the step returns; the CSV writes them in this order.
-METRICS = (
-    "d_loss_real", "d_loss_fake", "g_loss",
-    "d_acc_real", "d_acc_fake",   # fraction D classifies correctly
-    "d_x", "d_g_z",               # mean D(x) on the real half batch, mean D(G(z)) on the fake half batch
-    "d_grad_norm_real", "d_grad_norm_fake", "g_grad_norm",
-)
-LOSSES = METRICS[:3]
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def configure_runtime(threads: int) -> dict:
-    """Fix thread counts and deterministic kernels. Must run before TensorFlow's first op.
-
-    Bits change with the thread count, so the counts are part of a run's identity.
-    """
-    import tensorflow as tf
-
-    intra = threads or available_cores()
-    inter = 1  # one op at a time: this GAN's graph is a chain; parallel branches only add jitter
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    except RuntimeError:  # runtime already started in this process (tests): keep what is set
-        intra = tf.config.threading.get_intra_op_parallelism_threads() or intra
-        inter = tf.config.threading.get_inter_op_parallelism_threads() or inter
-    tf.config.experimental.enable_op_determinism()
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":  # quiet unless --debug: e.g. the retracing notice
-        tf.get_logger().setLevel("ERROR")  # when one process builds many trainers (sweeps) is expected
-    return {"intra_op_threads": intra, "inter_op_threads": inter, "op_determinism": True}
+from bench.core import streams
+from bench.core.config import Experiment, OptimizerSpec
+from bench.core.metric_table import LOSSES
 
 
 def draw_latents(rng: np.random.Generator, shape: tuple[int, int], kind: str = "normal") -> np.ndarray:
@@ -83,8 +47,14 @@ def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim
 
 def sample_latents(exp: Experiment) -> np.ndarray:
     """The fixed latent batch for sample grids: the same for every optimizer and seed."""
-    rng = np.random.default_rng([exp.train.sample_seed, 0x5A])
+    rng = streams.rng(exp.train.sample_seed, streams.SAMPLE_LATENTS)
     return draw_latents(rng, (exp.train.sample_count, exp.model.latent_dim), exp.model.latent)
+
+
+def eval_latents(exp: Experiment) -> np.ndarray:
+    """The fixed latent bank the quality metrics score: the same for every optimizer and seed."""
+    rng = streams.rng(exp.eval.seed, streams.EVAL_LATENTS)
+    return draw_latents(rng, (exp.eval.samples, exp.model.latent_dim), exp.model.latent)
 
 
 class GanTrainer:
@@ -94,8 +64,8 @@ class GanTrainer:
         import keras
         import tensorflow as tf
 
-        from bench import optimizers
-        from bench.models import build_discriminator, build_generator
+        from bench.model import optimizers
+        from bench.model.models import build_discriminator, build_generator
 
         self.exp, self.spec, self.seed = exp, spec, seed
         image_shape = tuple(images.shape[1:])
@@ -195,7 +165,7 @@ class GanTrainer:
         return out.stack()
 
     def run_block(self, first: int, n: int) -> np.ndarray:
-        """Run iterations ``first .. first+n-1`` (1-based); return (n, len(METRICS)) float64 values."""
+        """Run iterations ``first .. first+n-1`` (1-based); return (n, len(STEP_METRICS)) float64 values."""
         t = self.exp.train
         inputs = [step_inputs(self.seed, s, self.n_images, t.batch_size, self.exp.model.latent_dim, self.exp.model.latent)
                   for s in range(first, first + n)]
@@ -206,7 +176,7 @@ class GanTrainer:
         return values[:n].astype(np.float64)
 
     def step(self, step: int) -> np.ndarray:
-        """Run iteration ``step`` (1-based) alone; return its METRICS values as float64."""
+        """Run iteration ``step`` (1-based) alone; return its STEP_METRICS values as float64."""
         return self.run_block(step, 1)[0]
 
     def generate(self, z: np.ndarray) -> np.ndarray:

@@ -29,10 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import Experiment
-from bench.errors import BenchError
-from bench.executors import Tracker, _inject_fault
-from bench.results import run_name
+from bench.core.config import Experiment
+from bench.core.errors import BenchError, describe, first_line
+from bench.core.names import run_name
+from bench.execute import hooks
+from bench.execute.local import Tracker
+from bench.execute.pair import PairRun
+from bench.model.runtime import available_cores, versions
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'bench[ray]' (or pip install ray)"
 VERSION_KEYS = ("bench", "tensorflow", "keras", "numpy")  # the bits depend on these
@@ -83,32 +86,30 @@ def unpack_pair(blob: bytes, run_dir: Path, name: str) -> None:
 
 
 def _versions_differ(want: dict) -> str:
-    from bench.runner import _versions
-
-    mine = _versions()
+    mine = versions()
     bad = [f"{k} {mine.get(k)} (driver {want.get(k)})" for k in VERSION_KEYS if mine.get(k) != want.get(k)]
     return f"worker {os.uname().nodename} has different versions: {', '.join(bad)}" if bad else ""
 
 
-def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: bytes, marker_dir: str,
-              threads: int, versions: dict, data_key: str):
+def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: bytes, threads: int,
+              driver_versions: dict, data_key: str, task_hooks: list):
     """Train one pair; yields ("checkpoint", step, tar) at each checkpoint, then ("done", step, tar)
     or ("error", None, message). A generator, so that Ray streams each snapshot back as it is made."""
-    from bench import runner
-    from bench.config import experiment_from_dict
-    from bench.train import configure_runtime
+    from bench.core.config import experiment_from_dict
+    from bench.model.runtime import configure_runtime
+    from bench.quality.scorer import make_evaluator
 
     runtime = configure_runtime(threads)
     if runtime["intra_op_threads"] != threads:
         yield ("error", None, f"worker runs {runtime['intra_op_threads']} threads, the run needs {threads}")
         return
-    if problem := _versions_differ(versions):
+    if problem := _versions_differ(driver_versions):
         yield ("error", None, problem)
         return
     exp = experiment_from_dict(config, "ray task")
     key = (data_key, repr(exp.eval))
     if exp.eval.enabled and key not in _evaluators:
-        _evaluators[key] = runner.make_evaluator(exp, images)
+        _evaluators[key] = make_evaluator(exp, images)
     evaluator = _evaluators.get(key)
     name = run_name(label, seed)
     snapshots: queue.Queue = queue.Queue()
@@ -117,17 +118,15 @@ def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: byt
         run_dir = Path(tmp)
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
             tar.extractall(run_dir, filter="data")
-        _inject_fault(marker_dir, name)
+        hooks.before_pair(name, task_hooks)
 
         def train() -> None:
             try:
-                runner._train_one(exp, label, seed, images, run_dir, runner.RunOptions(quiet=True), evaluator,
-                                  after_checkpoint=lambda step: snapshots.put(("checkpoint", step,
-                                                                               pack_pair(run_dir, name))))
+                PairRun(exp, label, seed, images, run_dir, evaluator,
+                        after_checkpoint=lambda step: snapshots.put(("checkpoint", step, pack_pair(run_dir, name)))).run()
                 snapshots.put(("done", None, pack_pair(run_dir, name)))
             except Exception as e:  # noqa: BLE001 - reported to the driver in one line
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                snapshots.put(("error", None, f"{type(e).__name__}: {msg}"))
+                snapshots.put(("error", None, describe(e)))
 
         # training runs in a thread so that this generator can yield each snapshot while it goes on
         worker = threading.Thread(target=train, daemon=True)
@@ -173,11 +172,9 @@ def session(address: str | None) -> Iterator[None]:
             _probe(address)
             ray.init(address=address, **opts)
         else:
-            from bench.train import available_cores
-
             ray.init(num_cpus=available_cores(), **opts)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e) or type(e).__name__
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN, or the "
                 "token in ~/.ray/auth_token)") if address and not os.environ.get("RAY_AUTH_MODE") else ""
@@ -197,8 +194,9 @@ def _reason(e: Exception) -> str:
         return "Ray node died"
     if isinstance(e, ray.exceptions.OutOfMemoryError):
         return "Ray killed the worker: out of memory"
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {msg}"
+    if isinstance(e, ray.exceptions.RayTaskError) and getattr(e, "cause", None) is not None:
+        return describe(e.cause)  # the task's own exception, not Ray's wrapper around it
+    return describe(e)
 
 
 def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: int | None,
@@ -206,8 +204,6 @@ def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: 
             images: np.ndarray, data_key: str) -> list[tuple[str, int, str]]:
     """Run ``pairs`` as Ray tasks (at most ``jobs`` at once if given); returns the pairs that failed."""
     ray = import_ray()
-    from bench.runner import _versions
-
     threads = exp.train.threads
     if threads <= 0:
         raise BenchError("the ray executor needs a fixed thread count per run (--threads N); it is part of the bits")
@@ -218,11 +214,9 @@ def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: 
     live: dict = {}  # streaming generator -> pair
     try:
         env = {"BENCH_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}  # one worker pool per thread count
-        if os.environ.get("BENCH_FAULT_INJECT"):
-            env["BENCH_FAULT_INJECT"] = os.environ["BENCH_FAULT_INJECT"]  # the tests' fault hook
         task = ray.remote(pair_task).options(num_cpus=threads, max_retries=0, runtime_env={"env_vars": env})
         images_ref = ray.put(images)
-        config, versions = exp.to_dict(), _versions()
+        config, driver_versions, task_hooks = exp.to_dict(), versions(), list(hooks.BEFORE_PAIR)
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < threads:
             raise BenchError(f"the Ray cluster has {cpus:g} CPUs; a run needs {threads} (--threads)")
@@ -232,7 +226,7 @@ def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: 
             while tracker.queue and (not jobs or len(live) < jobs):
                 label, seed = pair = tracker.queue.pop(0)
                 gen = task.remote(config, label, seed, images_ref, pack_pair(run_dir, run_name(label, seed)),
-                                  str(run_dir), threads, versions, data_key)
+                                  threads, driver_versions, data_key, task_hooks)
                 live[gen] = pair
             ready, _ = ray.wait(list(live), num_returns=1)
             for gen in ready:

@@ -11,7 +11,7 @@ import math
 import keras
 from keras import layers
 
-from bench.config import ModelConfig
+from bench.core.config import ModelConfig
 
 
 def build_generator(cfg: ModelConfig, data_shape: tuple[int, ...]) -> keras.Model:

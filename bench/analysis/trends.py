@@ -18,7 +18,6 @@ metric in the style ``g_loss.final:15%`` (relative) or ``*.slope:0.5`` (absolute
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 import json
 import math
@@ -29,13 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import summary as S
-from bench.errors import BenchError
-from bench.results import atomic_write_bytes, atomic_write_json
+from bench.analysis import summary as S
+from bench.analysis.stats import final_mean, spread
+from bench.core.errors import BenchError
+from bench.core.metric_table import LOSSES, QUARTERS, TREND_METRICS
+from bench.core.names import now
+from bench.store.files import atomic_write_bytes, atomic_write_json
+from bench.store.load import RunData, load_run
 
 SCHEMA = 1
-QUALITY_TRENDS = ("swd", "fd_pca", "kid_pca", "coverage", "memorisation", "fid")
-QUARTERS = 4
 SLOPE_FRACTION = 0.25
 TOL_IQR = 3.0  # band half-width in interquartile ranges of the baseline seeds
 FLOORS = {  # (relative to |median|, absolute): the band never gets narrower than these
@@ -44,7 +45,7 @@ FLOORS = {  # (relative to |median|, absolute): the band never gets narrower tha
     "diversity": (0.15, 0.05),
     "quality": (0.15, 0.05),
 }
-EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_REGRESSION = 0, 1
 
 
 def _kind(metric: str) -> str:
@@ -52,7 +53,7 @@ def _kind(metric: str) -> str:
         return "slope"
     if metric.startswith("diversity"):
         return "diversity"
-    if metric.split(".")[0] in QUALITY_TRENDS:
+    if metric.split(".")[0] in TREND_METRICS:
         return "quality"
     return "level"
 
@@ -64,36 +65,35 @@ def _slope(df: pd.DataFrame, column: str) -> float:
     return float(np.polyfit(x, y, 1)[0] * 1000)
 
 
-def per_seed_metrics(data: S.RunData, label: str, seed: int) -> dict[str, float]:
+def per_seed_metrics(data: RunData, label: str, seed: int) -> dict[str, float]:
     """Every trend metric of one (optimizer, seed) run."""
-    df = data.metrics[(data.metrics.optimizer == label) & (data.metrics.seed == seed)].sort_values("step")
+    df = data.pair(label, seed)
     ok = df[df.status == "ok"]
     steps = data.steps_total
     out: dict[str, float] = {}
     edges = np.linspace(0, steps, QUARTERS + 1)
-    for loss in S.LOSSES:
+    for loss in LOSSES:
         for q in range(QUARTERS):
             w = ok[(ok.step > edges[q]) & (ok.step <= edges[q + 1])]
             out[f"{loss}.w{q + 1}"] = float(w[loss].mean()) if len(w) else math.nan
-        fin = S.final_window(ok, steps) if len(ok) else ok
-        out[f"{loss}.final"] = float(fin[loss].mean()) if len(fin) else math.nan
+        out[f"{loss}.final"] = final_mean(df, loss, steps)
         tail = ok[ok.step > steps * (1 - SLOPE_FRACTION)]
         out[f"{loss}.slope"] = _slope(tail, loss)
     div = S.diversity(data, label, seed)
     out["diversity.final"] = float(div.diversity.iloc[-1]) if len(div) else math.nan
     for metric, value in S.final_quality(data, label, seed).items():
-        if metric in QUALITY_TRENDS:
+        if metric in TREND_METRICS:
             out[f"{metric}.final"] = value
     return out
 
 
-def _require_complete(data: S.RunData) -> None:
+def _require_complete(data: RunData) -> None:
     if data.state in ("in progress", "interrupted"):
         raise BenchError(f"{data.run_dir}: the run is {data.state}; finish it (bench run --resume) before using it here")
 
 
 def make_baseline(run_dir: Path) -> dict:
-    data = S.load_run(run_dir)
+    data = load_run(run_dir)
     _require_complete(data)
     m = data.manifest
     metrics = {}
@@ -102,14 +102,14 @@ def make_baseline(run_dir: Path) -> dict:
         entry = {}
         for name in next(iter(seeds.values())):
             values = [seeds[s][name] for s in data.seeds]
-            med, q25, q75 = S.spread(values)
+            med, q25, q75 = spread(values)
             entry[name] = {"median": med, "q25": q25, "q75": q75, "values": values}
-        entry["diverged"] = {"count": sum(data.status[f"{label}-seed{s}"].get("status") == "diverged" for s in data.seeds)}
+        entry["diverged"] = {"count": sum(data.pair_status(label, s) == "diverged" for s in data.seeds)}
         metrics[label] = entry
     return {
         "schema": SCHEMA, "experiment": m["experiment"], "identity": m.get("identity"), "config": m.get("config"),
         "versions": m.get("versions", {}), "machine": {k: m.get("machine", {}).get(k) for k in ("cpu", "cores", "intra_op_threads", "jit_compile")},
-        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "source_run": str(run_dir),
+        "created": now(), "source_run": str(run_dir),
         "steps": data.steps_total, "seeds": data.seeds,
         "tolerance": {"iqr_multiple": TOL_IQR, "floors": FLOORS}, "metrics": metrics,
     }
@@ -227,7 +227,7 @@ class CheckResult:
 
 
 def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_identity: bool = False) -> CheckResult:
-    data = S.load_run(run_dir)
+    data = load_run(run_dir)
     _require_complete(data)
     m = data.manifest
     notes = []
@@ -254,14 +254,14 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
     rows = []
     for label, entry in baseline["metrics"].items():
         seeds = [per_seed_metrics(data, label, s) for s in data.seeds]
-        div_now = sum(data.status[f"{label}-seed{s}"].get("status") == "diverged" for s in data.seeds)
+        div_now = sum(data.pair_status(label, s) == "diverged" for s in data.seeds)
         div_base = entry.get("diverged", {}).get("count", 0)
         rows.append(Row(label, "diverged", div_base, 0, div_base, div_now,
                         "diverged" if div_now > div_base else "ok", "count of seeds"))
         for metric, band in entry.items():
             if metric == "diverged":
                 continue
-            value = S.spread([s.get(metric, math.nan) for s in seeds])[0]
+            value = spread([s.get(metric, math.nan) for s in seeds])[0]
             base = band["median"]
             if math.isnan(base):
                 continue  # nothing to compare against (e.g. no samples in the baseline)
@@ -276,6 +276,19 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
 
 
 # ------------------------------------------------------------------ output
+
+
+def console_text(result: CheckResult, header: str, only_failures: bool = False) -> str:
+    """What `bench check` prints: notes, the table, and the verdict line."""
+    lines = [*result.notes, header, table(result, only_failures)]
+    failed = result.failed
+    if failed:
+        moved = ", ".join(f"{r.optimizer} {r.metric} {r.value:.4g} (band {r.low:.4g}..{r.high:.4g})" for r in failed[:5])
+        lines.append(f"FAILED: {len(failed)} of {len(result.rows)} trend metrics left their baseline band: {moved}"
+                     + (" ..." if len(failed) > 5 else ""))
+    else:
+        lines.append(f"passed: all {len(result.rows)} trend metrics within their baseline bands")
+    return "\n".join(lines)
 
 
 def table(result: CheckResult, only_failures: bool = False) -> str:

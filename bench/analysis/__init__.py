@@ -1,0 +1,1 @@
+"""Numbers from run folders: summaries, loss-trend checks, statistics. Reads files only, never TensorFlow."""

@@ -1,0 +1,111 @@
+"""One function per subcommand: turn the parsed arguments into one call, print what it returns."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from bench.core.errors import describe
+
+
+def request(args):
+    """The parsed `bench run` / `bench sweep` options as the orchestrator's request."""
+    from bench.orchestrate.request import Request
+
+    return Request(
+        experiment=args.experiment, optimizers=args.optimizers, seeds=args.seeds, steps=args.steps,
+        batch_size=args.batch_size, data=args.data, dataset=args.dataset, limit=args.limit, threads=args.threads,
+        xla=args.xla, sets=tuple(args.set), no_eval=args.no_eval, fid_weights=args.fid_weights, out=args.out,
+        reports=None if args.no_report else args.reports, resume=args.resume, fresh=args.fresh, quiet=args.quiet,
+        jobs=args.jobs, executor=args.executor, address=args.address, command=shlex.join(["bench", *args.argv]))
+
+
+def _quietly(build, folder: Path, reports: Path, what: str) -> None:
+    """A report at the end of a command; its failure is a warning: the results are safe on disk."""
+    try:
+        print(f"report: {build(folder, reports)}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - only the report failed, the run did not
+        print(f"bench: warning: no {what} report ({describe(e)}); the results are intact in {folder}", file=sys.stderr)
+
+
+def cmd_run(args) -> int:
+    from bench.analysis.summary import console_summary
+    from bench.orchestrate.commands import run
+    from bench.report.run import build_report
+
+    req = request(args)
+
+    def report(folder: Path) -> None:  # also for an interrupted run: a report of what exists
+        if req.reports is not None and any(folder.glob("runs/*/metrics.csv")):
+            _quietly(build_report, folder, req.reports, "run")
+
+    run_dir, manifest = run(req, after=report)
+    print(console_summary(run_dir))
+    failed = [f"{name} ({rec.get('error')})" for name, rec in manifest["runs"].items() if rec["status"] == "failed"]
+    if failed:
+        print(f"bench: error: {len(failed)} run(s) failed: {'; '.join(failed)}; "
+              f"retry them with: bench run --resume {run_dir}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from bench.orchestrate.commands import sweep
+    from bench.orchestrate.sweep import summary_text
+    from bench.report.sweep import build_sweep_report
+
+    req = request(args)
+    after = None if req.reports is None else (lambda folder: _quietly(build_sweep_report, folder, req.reports, "sweep"))
+    sweep_dir, record = sweep(req, after=after)
+    print(summary_text(record))
+    print(f"\nsweep: {sweep_dir}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report.build import build_reports
+
+    for page in build_reports(args.results_dir, args.out):
+        print(page)
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    from bench.analysis import trends
+    from bench.store.layout import latest_run
+
+    b = trends.write_baseline(latest_run(args.results_dir), args.output)
+    n = sum(len(v) for v in b["metrics"].values())
+    print(f"baseline: {args.output} ({len(b['metrics'])} optimizers x {len(b['seeds'])} seeds, {n} trend metrics, "
+          f"experiment {b['experiment']} identity {b['identity']})")
+    if len(b["seeds"]) < 3:
+        print("note: fewer than 3 seeds: the bands rest mostly on the tolerance floors", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from bench.analysis import trends
+    from bench.store.layout import latest_run
+
+    overrides = [trends.Override.parse(t) for t in args.tolerance]
+    baseline = trends.load_baseline(args.baseline)
+    run_dir = latest_run(args.results_dir)
+    result = trends.check(run_dir, baseline, overrides, args.strict_identity)
+    print(trends.console_text(result, f"bench check {run_dir} against {args.baseline}", args.failures_only))
+    if args.json:
+        trends.write_json(result, args.json)
+    if args.junit:
+        trends.write_junit(result, args.junit)
+    return result.exit_code
+
+
+def cmd_list(args) -> int:
+    from bench.orchestrate.catalog import catalog_text
+
+    print(catalog_text())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check,
+            "list": cmd_list}

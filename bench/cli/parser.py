@@ -1,0 +1,150 @@
+"""The command line's grammar: every subcommand, option and help text (no behaviour)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.core.errors import BenchError
+
+EPILOG = """examples:
+  bench run --optimizers sgd,rmsprop,adam
+  bench run celeba --data ~/data/img_align_celeba.zip --seeds 0,1,2
+  bench run smoke --optimizers "sgd:learning_rate=0.01,momentum=0.5,adam" --steps 50 --quiet
+  bench run --resume results/faces/20261123-141500
+  bench list
+"""
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 (argparse prints the whole usage)."""
+
+    def error(self, message: str):  # noqa: D401
+        raise BenchError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bench", description="Compare optimizers on GAN training: paired, reproducible runs.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="train the GAN once per optimizer and seed, log losses to CSV",
+                       description="Train the same GAN once per (optimizer, seed), everything else fixed, and write "
+                                   "results/<experiment>/<run-id>/. Options override the experiment file; the effective "
+                                   "configuration is saved with the run.")
+    _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints")
+    r.set_defaults(func="run")
+
+    sw = sub.add_parser("sweep", help="tune each optimizer with the same budget, then compare tuned with default",
+                        description="Run the experiment's [sweep]: every optimizer gets the same number of settings from "
+                                    "its own search space (search phase, on the search seeds), the declared criterion "
+                                    "picks each one's best, and the best and the default settings are rerun side by "
+                                    "side on the final seeds (final phase; --seeds sets them). Writes "
+                                    "results/<experiment>/sweep-<id>/ and a report with each optimizer's sensitivity "
+                                    "and the tuned-versus-default comparison. Resumable like bench run.",
+                        epilog="example [sweep] table: see experiments/smoke.toml; "
+                               "override with --set sweep.budget=8 --set sweep.criterion=fd_pca")
+    _training_options(sw, "SWEEP_DIR", "continue an unfinished sweep")
+    sw.set_defaults(func="sweep")
+
+    rp = sub.add_parser("report", help="write the HTML report of one or more run folders",
+                        description="Write reports/<experiment>/<run-id>/index.html for a run folder (or for every run "
+                                    "folder below RESULTS_DIR) and refresh reports/index.html. Works on runs that are "
+                                    "still going or were cut short.")
+    rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a run folder, or a folder holding run folders")
+    rp.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="reports folder (default: reports/)")
+    rp.set_defaults(func="report")
+
+    b = sub.add_parser("baseline", help="condense a finished run into a small baseline file for `bench check`",
+                       description="Write per-optimizer trend bands (quarter-window means, final level, final slope, "
+                                   "sample diversity, divergence count) across the run's seeds, with the experiment "
+                                   "identity and versions it came from. Commit the file; use several seeds.")
+    b.add_argument("results_dir", type=Path, metavar="RUN_DIR",
+                   help="a finished run folder, or a folder of runs (the newest is used)")
+    b.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="baseline JSON to write")
+    b.set_defaults(func="baseline")
+
+    c = sub.add_parser("check", help="compare a run's loss trends to a baseline; exit 1 on regression",
+                       description="Exit 0 when every trend metric lies in the baseline band, 1 when one does not "
+                                   "(regression), 2 when the input is unusable (bad baseline, unfinished run, "
+                                   "different step count; with --strict-identity, a changed configuration).")
+    c.add_argument("results_dir", type=Path, metavar="RUN_DIR",
+                   help="the run folder to check, or a folder of runs (the newest is used)")
+    c.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="baseline JSON from `bench baseline`")
+    c.add_argument("--tolerance", action="append", default=[], metavar="METRIC:AMOUNT",
+                   help="override a band's half-width: g_loss.final:15%% (relative), '*.slope:0.5' or "
+                        "'adam.d_loss_real.w4:0.1' (absolute); repeatable, the last match wins")
+    c.add_argument("--strict-identity", action="store_true",
+                   help="exit 2 when the experiment configuration differs from the baseline's (default: warn, "
+                        "list the differences and compare)")
+    c.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
+    c.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one test case per metric)")
+    c.add_argument("--failures-only", action="store_true", help="print only the rows that failed")
+    c.set_defaults(func="check")
+
+    ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
+    ls.set_defaults(func="list")
+    return p
+
+
+def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str) -> None:
+    """The options `bench run` and `bench sweep` share: what to train, where, and on which executor."""
+    r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; default: faces")
+    r.add_argument("--optimizers", metavar="SPEC",
+                   help='comma-separated optimizers, each optionally with hyper-parameters: '
+                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '
+                        'generator.KEY / discriminator.KEY set one network. Default: the experiment\'s list')
+    r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
+    r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
+    r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")
+    r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
+    r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
+    r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
+    r.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="intra-op threads per run (default: all cores, or cores / --jobs; 1 with --executor ray)")
+    r.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                   help="run N (optimizer, seed) pairs at once in separate processes, cores split between them "
+                        "(default 1: one at a time with every core). Same numbers as --jobs 1 --threads cores/N. "
+                        "With --executor ray: at most N tasks at once (default: as many as the cluster takes)")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default), or Ray tasks on a cluster (needs: pip install 'bench[ray]'); "
+                        "same numbers at the same --threads")
+    r.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to use, e.g. 10.0.0.5:6379 or auto (default: start a local Ray)")
+    xla = r.add_mutually_exclusive_group()
+    xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="compile the step with XLA (default)")
+    xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain tf.function graph (different bits than XLA)")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
+    r.add_argument("--no-eval", action="store_true", help="skip the sample-quality metrics (quality.csv)")
+    r.add_argument("--fid-weights", metavar="FILE",
+                   help="local InceptionV3 weights (.h5/.keras) to add FID to the quality metrics; never downloaded")
+    r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")
+    r.add_argument("--resume", type=Path, metavar=resume_metavar, help=resume_help)
+    r.add_argument("--fresh", action="store_true", help="always start anew (default: an interrupted one "
+                                                        "with the identical configuration is resumed)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
+    r.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                   help="where the HTML report goes (default: reports/)")
+    r.add_argument("--no-report", action="store_true", help="do not write the HTML report afterwards")

@@ -1,0 +1,1 @@
+"""The networks, their optimizers, the compiled training step and the process's runtime settings."""

@@ -1,0 +1,197 @@
+"""`bench run`: check everything, then start or resume a run folder and execute its pairs.
+
+The only module that joins training (bench.execute) to a run folder's records (bench.store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import data
+from bench.core import streams
+from bench.core.config import Experiment, experiment_from_dict
+from bench.core.errors import BenchError
+from bench.core.names import MANIFEST, now, run_name
+from bench.core.sweep_table import parse_sweep
+from bench.execute.local import run_parallel, run_sequential
+from bench.execute.pair import DONE
+from bench.model import optimizers
+from bench.model.runtime import configure_runtime, git_info, machine_info, versions
+from bench.orchestrate.request import RunOptions
+from bench.quality.scorer import make_evaluator
+from bench.store.files import atomic_write_json, read_json
+from bench.store.images import save_images
+from bench.store.layout import RunFiles
+
+SCHEMA_VERSION = 1
+RESUMABLE = ("running", "interrupted", "finished-with-failures")
+
+
+def check_data_fits(exp: Experiment, n_images: int) -> None:
+    half = exp.train.batch_size // 2
+    if half > n_images:
+        raise BenchError(
+            f"train.batch_size {exp.train.batch_size} needs {half} real images per step but the data has only "
+            f"{n_images}; lower the batch size or add images"
+        )
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before a run folder is created, so bad input leaves no trace."""
+
+    dataset: object
+    runtime: dict
+
+
+def prepare(exp: Experiment) -> Prepared:
+    optimizers.validate(exp.optimizers)
+    if exp.sweep:  # the file's search spaces, for the optimizers this experiment runs
+        optimizers.check_sweep_space(exp.optimizers, parse_sweep(exp, "sweep", lenient=True), "sweep")
+    runtime = configure_runtime(exp.train.threads)
+    dataset = data.load(exp.data)
+    check_data_fits(exp, len(dataset.images))
+    return Prepared(dataset, runtime)
+
+
+def executor_session(opts: RunOptions):
+    """Connect to Ray (or start it) before any folder is made; nothing to do for local processes."""
+    if opts.executor != "ray":
+        return contextlib.nullcontext()
+    from bench.execute.ray import session
+
+    return session(opts.address)
+
+
+def experiment_from_manifest(manifest: dict, run_dir: Path) -> Experiment:
+    """The experiment a run folder was made with."""
+    if "config" not in manifest:
+        raise BenchError(f"{run_dir}: manifest has no configuration; not a bench run folder")
+    return experiment_from_dict(manifest["config"], f"{run_dir}/{MANIFEST}")
+
+
+def is_resumable(manifest: dict, exp: Experiment) -> bool:
+    """A run folder that repeating the same command continues: identical configuration, not finished."""
+    return manifest.get("config") == exp.to_dict() and manifest.get("status") in RESUMABLE
+
+
+# ------------------------------------------------------------------ one run folder
+
+
+def _start_manifest(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared, manifest: dict | None) -> dict:
+    dataset = prepared.dataset
+    runtime = {**prepared.runtime, "jit_compile": exp.train.jit_compile}
+    manifest = manifest or {}
+    manifest.update({
+        "schema": SCHEMA_VERSION,
+        "experiment": exp.name,
+        "run_id": run_dir.name,
+        "identity": exp.identity(),
+        "status": "running",
+        "command": manifest.get("command", opts.command),
+        "commands": [*manifest.get("commands", []), opts.command],
+        "cwd": manifest.get("cwd", str(Path.cwd())),
+        "config": exp.to_dict(),
+        "optimizers": {o.label: {"type": o.name, **optimizers.describe(o)} for o in exp.optimizers},
+        "seeds": list(exp.seeds),
+        "data": dataset.describe(),
+        "machine": machine_info(runtime),
+        "versions": versions(),
+        "git": git_info(),
+        "started": manifest.get("started", now()),
+        "runs": manifest.get("runs", {}),
+    })
+    if manifest.get("data_sha256_first", dataset.checksum) != dataset.checksum:
+        raise BenchError(f"{run_dir}: the data changed since this run started (image-set checksum differs); start a new run")
+    manifest["data_sha256_first"] = dataset.checksum
+    return manifest
+
+
+def _evaluator(exp: Experiment, images: np.ndarray, opts: RunOptions, manifest: dict, say):
+    """This process's quality scorer; workers of other executors build their own."""
+    if not exp.eval.enabled:
+        return None
+    if opts.jobs == 1 and opts.executor == "local":
+        t0 = time.perf_counter()
+        evaluator = make_evaluator(exp, images)
+        say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images "
+            f"(set-up {time.perf_counter() - t0:.1f} s)")
+        manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
+                            "setup_seconds": round(time.perf_counter() - t0, 3)}
+        return evaluator
+    manifest["eval"] = {"samples": exp.eval.samples, "real_images": min(exp.eval.real, len(images))}
+    return None
+
+
+def _final_status(states: list[str], complete: bool, interrupted: bool) -> str:
+    if interrupted or not complete:
+        return "interrupted"
+    if all(s == "finished" for s in states):
+        return "finished"
+    return "finished-with-failures" if "failed" in states else "finished-with-divergence"
+
+
+def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared, manifest: dict | None = None) -> dict:
+    """Run every (optimizer, seed) pair of ``exp`` in ``run_dir``; resume what is unfinished.
+
+    Returns the final manifest. The manifest is rewritten (atomically) after every pair.
+    """
+    dataset = prepared.dataset
+    say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr))
+    shape = "x".join(str(d) for d in dataset.images.shape[1:])
+    kind = "points" if dataset.is_points else "images"
+    say(f"data: {dataset.source}; {len(dataset.images)} {kind} of {shape} (decode cache: {dataset.cache})")
+    say(f"run folder: {run_dir}")
+
+    manifest = _start_manifest(exp, run_dir, opts, prepared, manifest)
+    path = run_dir / MANIFEST
+    atomic_write_json(path, manifest)
+    real = dataset.images[streams.rng(exp.train.sample_seed, streams.REAL_GRID).choice(
+        len(dataset.images), size=min(exp.train.sample_count, len(dataset.images)), replace=False)]
+    save_images(run_dir, "real", real)
+    evaluator = _evaluator(exp, dataset.images, opts, manifest, say)
+    atomic_write_json(path, manifest)
+
+    def record(label: str, seed: int, rec: dict) -> None:
+        manifest["runs"][run_name(label, seed)] = rec
+        atomic_write_json(path, manifest)
+
+    pairs = [(o.label, seed) for o in exp.optimizers for seed in exp.seeds]
+    manifest["machine"]["jobs"] = opts.jobs
+    manifest["machine"]["executor"] = opts.executor + (f" ({opts.address})" if opts.address else "")
+    interrupted = False
+    try:
+        todo = []
+        for label, seed in pairs:  # finished pairs (a resumed run) are recorded, not sent anywhere
+            status = RunFiles.of(run_dir, label, seed).status
+            prior = read_json(status) if status.exists() else {}
+            if prior.get("status") in DONE:
+                record(label, seed, prior)
+            else:
+                todo.append((label, seed))
+        if opts.executor == "ray":
+            from bench.execute.ray import run_ray
+
+            failed = run_ray(exp, run_dir, todo, opts.jobs, record, opts.quiet, opts.address, dataset.images,
+                             dataset.checksum)
+        elif opts.jobs > 1:
+            failed = run_parallel(exp, run_dir, todo, opts.jobs, record, opts.quiet)
+        else:
+            failed = run_sequential(exp, run_dir, todo, dataset.images, evaluator, record, opts.quiet)
+        for label, seed, reason in failed:
+            record(label, seed, {"optimizer": label, "seed": seed, "status": "failed", "error": reason})
+    except KeyboardInterrupt:
+        interrupted = True
+    states = [r["status"] for r in manifest["runs"].values()]
+    manifest["status"] = _final_status(states, len(states) == len(pairs), interrupted)
+    manifest["finished"] = now()
+    atomic_write_json(path, manifest)
+    if interrupted:
+        raise BenchError(f"interrupted; continue with: bench run --resume {run_dir}", exit_code=130)
+    return manifest

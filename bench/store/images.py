@@ -1,0 +1,57 @@
+"""Sample grids and raw arrays: what the report shows and the quality metrics can re-read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.store.files import writing
+
+
+def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile (N, H, W, C) images in [-1, 1] into one uint8 grid image."""
+    n, h, w, c = images.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    pixels = np.clip(np.round((images + 1) * 127.5), 0, 255).astype(np.uint8)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y: y + h, x: x + w] = pixels[i]
+    return grid[..., 0] if c == 1 else grid
+
+
+def save_arrays(folder: Path, stem: str, **arrays: np.ndarray) -> None:
+    """Several arrays in one ``.npz``, written to a temporary file and renamed."""
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{stem}.npz.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, folder / f"{stem}.npz")
+
+
+def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> None:
+    """Raw float32 array and a PNG grid (upscaled ``scale`` times, nearest) of the same images.
+
+    Point data (N, D) gets the array only: the report draws it (training never imports matplotlib).
+    """
+    from PIL import Image
+
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        buf = folder / f".{stem}.npy.tmp"
+        with open(buf, "wb") as f:
+            np.save(f, images.astype(np.float32))
+        os.replace(buf, folder / f"{stem}.npy")
+        if images.ndim != 4:
+            return
+        img = Image.fromarray(to_grid(images))
+        if scale > 1:
+            img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+        tmp = folder / f".{stem}.png.tmp"
+        img.save(tmp, format="PNG")
+        os.replace(tmp, folder / f"{stem}.png")
