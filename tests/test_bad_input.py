@@ -39,6 +39,9 @@ def inputs(tmp_path_factory):
     (d / "junk" / "x.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     make_celeba_jpegs(d / "celeba" / "img_align_celeba", 4)
     (d / "afile").write_text("a file where a folder should be")
+    (d / "latin1.toml").write_bytes(b'name = "latin"\n# caf\xe9, saved as Latin-1\n[train]\nsteps = 2\n')
+    os.symlink(d / "loopb", d / "loopa")
+    os.symlink(d / "loopa", d / "loopb")
     return d
 
 
@@ -77,6 +80,15 @@ CASES = [
     ("resume other experiment", ["EXP:faces", "--resume", "RUN"], "is a run of experiment 'smoke', not 'faces'"),
     ("resume with changed option", ["--resume", "RUN", "--steps", "9"], "drop --steps"),
     ("unknown option", ["--optimiser", "adam"], "unrecognized arguments"),
+    ("constructor argument as hyper-parameter", ["--optimizers", "adam:name=<img src=x onerror=alert(1)>"],
+     "'name' is not a hyper-parameter"),
+    ("non-UTF-8 experiment file", ["EXP:{inputs}/latin1.toml"], "latin1.toml: line 2: not UTF-8 text (byte 0xe9)"),
+    ("non-UTF-8 argument", ["--set", "description=caf\udce9"], "is not UTF-8 text"),
+    ("symlink loop as data", ["--dataset", "folder", "--data", "{inputs}/loopa"], "loopa: not a usable path"),
+    ("latent size far too large", ["--set", "model.latent_dim=1000000000"], "model.latent_dim must be at most 65,536"),
+    ("not a finite number", ["--set", "train.real_label=nan"], "train.real_label: expected a finite number"),
+    ("networks larger than memory", ["--set", "model.g_widths=[60000, 60000, 60000]"], "more than half this machine's"),
+    ("seeds past 32 bits in a sweep", ["--set", "sweep.final_seeds=[4294967296]"], "distinct seeds in [0, 2**32)"),
 ]
 
 

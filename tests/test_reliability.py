@@ -57,10 +57,12 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
     b = read_values(killed_dir / "runs/adam-seed0/metrics.csv")
     assert b.step.tolist() == list(range(1, 161))  # nothing lost, nothing repeated
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    with np.load(ref_dir / "runs/adam-seed0/checkpoint.npz") as x, np.load(killed_dir / "runs/adam-seed0/checkpoint.npz") as y:
-        assert x.files == y.files and int(x["step"]) == 160
+    final = "runs/adam-seed0/checkpoint-000000160.npz"
+    with np.load(ref_dir / final) as x, np.load(killed_dir / final) as y:
+        assert x.files == y.files and json.loads(str(x["meta"]))["step"] == 160
         for k in x.files:
-            np.testing.assert_array_equal(x[k], y[k])
+            if k != "meta":  # (the meta holds timings)
+                np.testing.assert_array_equal(x[k], y[k])
     m = json.loads((killed_dir / "manifest.json").read_text())
     assert m["status"] == "finished" and m["runs"]["adam-seed0"]["resumed_from"] > 0
     np.testing.assert_array_equal(np.load(ref_dir / "runs/adam-seed0/samples/step_000160.npy"),
@@ -118,9 +120,8 @@ def test_second_writer_on_a_run_folder_is_refused(cli, tmp_path):
     assert cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "5", "--quiet", "--out", tmp_path).code == 0
     run_dir = only_run_dir(tmp_path, "smoke")
     before = (run_dir / "runs/adam-seed0/metrics.csv").read_bytes()
-    with open(run_dir / ".lock", "a+") as f:
+    with open(run_dir / ".lock", "a+") as f:  # what a live bench process holds (flock: per open file, also in-process)
         fcntl.flock(f, fcntl.LOCK_EX)
-        r = subprocess.run([str(Path(sys.executable).with_name("bench")), "run", "--resume", str(run_dir), "--quiet"],
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "being written by another bench process" in r.stderr
+        r = cli("run", "--resume", run_dir, "--quiet")
+    assert r.code == 2 and "being written by another bench process" in r.err
     assert (run_dir / "runs/adam-seed0/metrics.csv").read_bytes() == before

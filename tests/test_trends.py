@@ -35,7 +35,7 @@ def test_baseline_file_is_small_and_complete(runs):
     for name in ("d_loss_real.w1", "g_loss.w4", "d_loss_fake.final", "g_loss.slope", "diversity.final"):
         band = b["metrics"]["adam"][name]
         assert band["q25"] <= band["median"] <= band["q75"] and len(band["values"]) == 3
-    assert b["metrics"]["sgd"]["diverged"] == {"count": 0}
+    assert b["metrics"]["sgd"]["diverged"] == {"count": 0, "of": 3}
 
 
 def test_check_passes_against_own_baseline(cli, runs, tmp_path):

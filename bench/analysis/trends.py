@@ -104,7 +104,8 @@ def make_baseline(run_dir: Path) -> dict:
             values = [seeds[s][name] for s in data.seeds]
             med, q25, q75 = spread(values)
             entry[name] = {"median": med, "q25": q25, "q75": q75, "values": values}
-        entry["diverged"] = {"count": sum(data.pair_status(label, s) == "diverged" for s in data.seeds)}
+        entry["diverged"] = {"count": sum(data.pair_status(label, s) == "diverged" for s in data.seeds),
+                             "of": len(data.seeds)}
         metrics[label] = entry
     return {
         "schema": SCHEMA, "experiment": m["experiment"], "identity": m.get("identity"), "config": m.get("config"),
@@ -135,8 +136,17 @@ def load_baseline(path: Path) -> dict:
         if not isinstance(entry, dict):
             raise BenchError(f"baseline {path}: metrics.{label} is not a table")
         for name, band in entry.items():
-            if name != "diverged" and not (isinstance(band, dict) and {"median", "q25", "q75"} <= band.keys()):
+            if name == "diverged":
+                if not (isinstance(band, dict) and isinstance(band.get("count"), int)):
+                    raise BenchError(f"baseline {path}: metrics.{label}.diverged has no count")
+                continue
+            if not (isinstance(band, dict) and {"median", "q25", "q75"} <= band.keys()):
                 raise BenchError(f"baseline {path}: metrics.{label}.{name} lacks median/q25/q75")
+            for key in ("median", "q25", "q75"):  # strict JSON: null where the baseline had no finite value
+                v = band[key]
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise BenchError(f"baseline {path}: metrics.{label}.{name}.{key} is not a number")
+                band[key] = math.nan if v is None else float(v)
     if not isinstance(b.get("steps"), int):
         raise BenchError(f"baseline {path}: no step count")
     return b
@@ -194,7 +204,7 @@ class Row:
     low: float
     high: float
     value: float
-    verdict: str  # ok | REGRESSION | diverged | missing
+    verdict: str  # ok | REGRESSION | diverged | missing | skipped (no baseline value to compare with)
     basis: str
 
 
@@ -219,7 +229,11 @@ class CheckResult:
 
     @property
     def failed(self) -> list[Row]:
-        return [r for r in self.rows if r.verdict != "ok"]
+        return [r for r in self.rows if r.verdict not in ("ok", "skipped")]
+
+    @property
+    def skipped(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == "skipped"]
 
     @property
     def exit_code(self) -> int:
@@ -263,8 +277,10 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
                 continue
             value = spread([s.get(metric, math.nan) for s in seeds])[0]
             base = band["median"]
-            if math.isnan(base):
-                continue  # nothing to compare against (e.g. no samples in the baseline)
+            if math.isnan(base):  # every baseline seed diverged or was not scored: listed, never "passed"
+                rows.append(Row(label, metric, base, math.nan, math.nan, value, "skipped",
+                                "no baseline value (its seeds diverged or were not scored)"))
+                continue
             tol, basis = tolerance(band, label, metric, overrides)
             low, high = base - tol, base + tol
             if math.isnan(value):
@@ -281,11 +297,19 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
 def console_text(result: CheckResult, header: str, only_failures: bool = False) -> str:
     """What `bench check` prints: notes, the table, and the verdict line."""
     lines = [*result.notes, header, table(result, only_failures)]
-    failed = result.failed
+    failed, skipped = result.failed, result.skipped
+    checked = len(result.rows) - len(skipped)
+    if skipped:
+        names = ", ".join(f"{r.optimizer} {r.metric}" for r in skipped[:8]) + (" ..." if len(skipped) > 8 else "")
+        lines.append(f"skipped: {len(skipped)} trend metrics have no baseline value (their baseline seeds diverged "
+                     f"or were not scored), so nothing checks them: {names}")
     if failed:
         moved = ", ".join(f"{r.optimizer} {r.metric} {r.value:.4g} (band {r.low:.4g}..{r.high:.4g})" for r in failed[:5])
-        lines.append(f"FAILED: {len(failed)} of {len(result.rows)} trend metrics left their baseline band: {moved}"
+        lines.append(f"FAILED: {len(failed)} of {checked} checked trend metrics left their baseline band: {moved}"
                      + (" ..." if len(failed) > 5 else ""))
+    elif skipped:
+        lines.append(f"passed: {checked} of {len(result.rows)} trend metrics within their baseline bands "
+                     f"({len(skipped)} skipped)")
     else:
         lines.append(f"passed: all {len(result.rows)} trend metrics within their baseline bands")
     return "\n".join(lines)
@@ -301,7 +325,8 @@ def table(result: CheckResult, only_failures: bool = False) -> str:
 
 
 def write_json(result: CheckResult, path: Path) -> None:
-    atomic_write_json(path, {"passed": not result.failed, "notes": result.notes,
+    atomic_write_json(path, {"passed": not result.failed, "checked": len(result.rows) - len(result.skipped),
+                             "skipped": len(result.skipped), "notes": result.notes,
                              "identity_changed": result.identity_changed, "rows": [asdict(r) for r in result.rows]})
 
 
@@ -311,10 +336,13 @@ def write_junit(result: CheckResult, path: Path) -> None:
     for label in dict.fromkeys(r.optimizer for r in result.rows):
         rows = [r for r in result.rows if r.optimizer == label]
         suite = ET.SubElement(suites, "testsuite", name=f"bench check {label}", tests=str(len(rows)),
-                              failures=str(sum(r.verdict != "ok" for r in rows)))
+                              failures=str(sum(r.verdict not in ("ok", "skipped") for r in rows)),
+                              skipped=str(sum(r.verdict == "skipped" for r in rows)))
         for r in rows:
             case = ET.SubElement(suite, "testcase", classname=f"bench.{label}", name=r.metric)
-            if r.verdict != "ok":
+            if r.verdict == "skipped":
+                ET.SubElement(case, "skipped", message=r.basis)
+            elif r.verdict != "ok":
                 f = ET.SubElement(case, "failure", message=f"{r.metric} = {r.value:.4g}, outside {r.low:.4g} .. {r.high:.4g}",
                                   type=r.verdict)
                 f.text = f"baseline median {r.baseline:.6g}; tolerance from {r.basis}"

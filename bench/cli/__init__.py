@@ -11,7 +11,19 @@ import sys
 import traceback
 
 from bench.cli.parser import build_parser
-from bench.core.errors import BenchError, describe
+from bench.core.errors import BenchError, describe, one_line
+
+
+def check_text(argv: list[str]) -> None:
+    """Every argument is text bench can record: the manifest, the reports and JSON are UTF-8, and a
+    shell passes bytes that are not UTF-8 as lone surrogates that no UTF-8 file can hold."""
+    for i, arg in enumerate(argv, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            raise BenchError(f"argument {i} ({shown}) is not UTF-8 text; bench records every argument in UTF-8 "
+                             "files: rename the file or retype the text") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     try:
+        check_text(argv)
         args = parser.parse_args(argv)
         args.argv = list(argv)  # recorded verbatim in the manifest, to reproduce the run
         if args.command is None:
@@ -33,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         if debug:
             traceback.print_exc()
-        print(f"bench: error: {e}", file=sys.stderr)
+        print(f"bench: error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
@@ -41,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"bench: internal error: {describe(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"bench: internal error: {one_line(describe(e))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -152,9 +152,38 @@ def _plain(x: Any) -> Any:
 # ---------------------------------------------------------------- validation
 
 
+# Upper bounds: far above any sensible setting, and low enough that a typo (10**9 latent dims) is a
+# one-line error instead of an exhausted memory or a process that starts a billion threads.
+LIMITS = {
+    "train.batch_size": 1 << 16, "train.sample_count": 10_000, "train.steps_per_call": 1024, "train.threads": 1024,
+    "model.latent_dim": 1 << 16, "model.width": 1 << 16, "model.layers": 64, "data.image_side": 4096,
+    "data.seed": 2**63 - 1, "train.sample_seed": 2**63 - 1, "eval.seed": 2**63 - 1, "eval.samples": 100_000,
+    "eval.real": 100_000, "eval.pca_dims": 4096, "eval.patches_per_image": 4096,
+}
+
+
+def _at_most(where: str, value: int, key: str | None = None) -> None:
+    limit = LIMITS[key or where]
+    if value > limit:
+        raise BenchError(f"{where} must be at most {limit:,}, got {value:,}")
+
+
 def _check(exp: Experiment) -> None:
     t, m, d = exp.train, exp.model, exp.data
     check_plain_name("experiment name", exp.name)
+    for where, value in (("train.batch_size", t.batch_size), ("train.sample_count", t.sample_count),
+                         ("train.steps_per_call", t.steps_per_call), ("train.threads", t.threads),
+                         ("model.latent_dim", m.latent_dim), ("data.seed", d.seed), ("train.sample_seed", t.sample_seed),
+                         ("eval.seed", exp.eval.seed)):
+        _at_most(where, value)
+    for where, value in (("data.seed", d.seed), ("train.sample_seed", t.sample_seed), ("eval.seed", exp.eval.seed)):
+        positive(where, value, allow_zero=True)
+    for name, widths in (("model.g_widths", m.g_widths), ("model.d_widths", m.d_widths)):
+        _at_most(f"the number of {name}", len(widths), "model.layers")
+        for w in widths:
+            _at_most(f"each of {name}", w, "model.width")
+    for side in d.image_size:
+        _at_most("each of data.image_size", side, "data.image_side")
     positive("train.batch_size", t.batch_size)
     if t.batch_size < 2 or t.batch_size % 2:
         raise BenchError(f"train.batch_size must be an even number >= 2 (D sees half real, half fake), got {t.batch_size}")
@@ -191,6 +220,9 @@ def _check(exp: Experiment) -> None:
         if e.every % t.sample_every:
             raise BenchError(f"eval.every ({e.every}) must be a multiple of train.sample_every ({t.sample_every})")
         positive("eval.patches_per_image", e.patches_per_image)
+        for where, value in (("eval.samples", e.samples), ("eval.real", e.real), ("eval.pca_dims", e.pca_dims),
+                             ("eval.patches_per_image", e.patches_per_image)):
+            _at_most(where, value)
     if not exp.seeds:
         raise BenchError("seeds: give at least one seed")
     if any(s < 0 or s >= 2**32 for s in exp.seeds):  # Keras seeds its generators with 32 bits
@@ -282,12 +314,16 @@ def resolve_experiment_path(name_or_path: str | None) -> Path:
 
 def load_raw(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        blob = Path(path).read_bytes()
+        raw = tomllib.loads(blob.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = blob[: e.start].count(b"\n") + 1
+        raise BenchError(f"{path}: line {line}: not UTF-8 text (byte 0x{blob[e.start]:02x}); "
+                         "TOML files are UTF-8: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise BenchError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
-        raise BenchError(f"{path}: cannot read: {e.strerror}") from None
+        raise BenchError(f"{path}: cannot read: {e.strerror or e}") from None
     raw.setdefault("name", path.stem)
     return raw
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class BenchError(Exception):
     """A problem with the user's input or environment, stated in one line.
@@ -25,3 +27,9 @@ def describe(e: BaseException) -> str:
     """``Type: first line`` of an exception, for reports of failures that are not bench's own."""
     msg = first_line(e)
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: control characters (a newline in a user's key, say) escaped."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c).startswith("C") else c
+                   for c in text)

@@ -34,6 +34,8 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (-1e300 < value < 1e300):  # TOML's nan and inf, and integers no float can hold
+                raise BenchError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):

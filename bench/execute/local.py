@@ -14,8 +14,10 @@ checkpoint, then reported as failed: never silently lost, and no other pair goes
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ import numpy as np
 from bench.core.config import Experiment
 from bench.core.errors import describe
 from bench.core.names import run_name
-from bench.execute import hooks
+from bench.execute import hooks, stop
 from bench.execute.pair import PairRun
 from bench.store.files import read_json
 from bench.store.layout import RunFiles
@@ -40,6 +42,8 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
     """Every pair in this process, one after the other, with every core; nothing fails "for good" here:
     an exception stops the run (the caller marks it)."""
     for label, seed in pairs:
+        if stop.requested() is not None:
+            break  # asked to stop: the pairs not started stay unrecorded, and the run says how to resume
         on_done(label, seed, PairRun(exp, label, seed, images, run_dir, evaluator, quiet).run())
     return []
 
@@ -57,14 +61,17 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     configure_runtime(exp.train.threads)
     images = data.load(exp.data).images
     evaluator = make_evaluator(exp, images)
-    while (task := conn.recv()) is not None:
-        label, seed = task
-        hooks.before_pair(run_name(label, seed), worker_hooks)
-        try:
-            PairRun(exp, label, seed, images, Path(run_dir), evaluator).run()
-            conn.send(("done", label, seed, ""))
-        except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
-            conn.send(("error", label, seed, describe(e)))
+    # SIGINT (a terminal's Ctrl-C reaches the whole group) or SIGTERM (forwarded by the parent): finish
+    # the block, checkpoint, report the pair as interrupted; the parent decides when to stop at once
+    with stop.graceful(hard_on_second=False, quiet=True):
+        while (task := conn.recv()) is not None:
+            label, seed = task
+            hooks.before_pair(run_name(label, seed), worker_hooks)
+            try:
+                PairRun(exp, label, seed, images, Path(run_dir), evaluator).run()
+                conn.send(("done", label, seed, ""))
+            except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
+                conn.send(("error", label, seed, describe(e)))
 
 
 class _Slot:
@@ -133,12 +140,20 @@ def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], j
     queue, settle = tracker.queue, tracker.settle
 
     slots = [_Slot(ctx, config, run_dir) for _ in range(min(jobs, len(pairs)))]
+    forwarded = False
     try:
         for slot in slots:
             slot.give(queue.pop(0))
         while any(s.pair for s in slots):
             busy = [s for s in slots if s.pair]
-            ready = set(wait([s.conn for s in busy] + [s.proc.sentinel for s in busy]))
+            if stop.requested() is not None:  # asked to stop: no new pairs; busy workers checkpoint and stop
+                queue.clear()
+                if not forwarded:  # SIGTERM reaches only this process (SLURM, `timeout`, Kubernetes)
+                    for s in busy:
+                        with contextlib.suppress(OSError):
+                            os.kill(s.proc.pid, signal.SIGTERM)
+                    forwarded = True
+            ready = set(wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=0.5))
             for i, slot in enumerate(slots):
                 if slot.pair is None:
                     continue
@@ -160,8 +175,9 @@ def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], j
                     slot.stop()
                     settle(pair, False, f"worker process died (exit code {code})" if code and code > 0
                            else f"worker process killed by signal {-(code or 0)}")
-                    slots[i] = slot = _Slot(ctx, config, run_dir)
-                if slot.pair is None and queue:
+                    if stop.requested() is None:
+                        slots[i] = slot = _Slot(ctx, config, run_dir)
+                if slot.pair is None and queue and slot.proc.is_alive() and stop.requested() is None:
                     slot.give(queue.pop(0))
     finally:  # done, Ctrl-C or an error in the parent: no orphan workers keep writing
         for slot in slots:

@@ -1,26 +1,44 @@
 """One (optimizer, seed) pair, trained or resumed in a run folder: the training loop's callbacks
-write its CSV rows, sample grids, quality scores, checkpoints and status record."""
+write its CSV rows, sample grids, quality scores, checkpoints and status record.
+
+Before anything trains, the pair's files are verified: every CSV row up to the checkpoint it resumes
+from (or up to the end, for a pair already finished) must be there once, whole and in order, and the
+checkpoint must be whole and belong to this experiment, optimizer and seed. A damaged log is repaired
+by recomputing from the newest checkpoint before the damage (every value is a pure function of the
+seed, so the recomputed rows are the lost ones); a damaged newest checkpoint falls back to the one
+before it; a checkpoint of something else is refused.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.config import Experiment
+from bench.core.errors import BenchError, describe
 from bench.core.metric_table import LOSSES
 from bench.core.names import now
+from bench.execute import stop
 from bench.model.step import LoopResult, eval_latents, run_loop, sample_latents, trainer_for
-from bench.store.checkpoint import load_checkpoint, save_checkpoint
+from bench.store.checkpoint import (
+    Checkpoint,
+    Unreadable,
+    checkpoints,
+    read_checkpoint,
+    save_checkpoint,
+    step_of,
+)
 from bench.store.files import atomic_write_json, read_json
 from bench.store.images import save_arrays, save_images
 from bench.store.layout import RunFiles
-from bench.store.logs import MetricsLog, QualityLog
+from bench.store.logs import MetricsLog, QualityLog, Scan, scan_metrics, scan_quality
 
-DONE = ("finished", "diverged")  # a pair in one of these states is never trained again
+DONE = ("finished", "diverged")  # a pair in one of these states is not trained again (unless its files are damaged)
 
 
 class Progress:
@@ -41,6 +59,25 @@ class Progress:
         self.bar.close()
 
 
+def duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@dataclass
+class Plan:
+    """Where a pair (re)starts: the step, the checkpoint it loads (None: the seed's initial state), the
+    verified rows it keeps, and a line to say why when that is not simply its newest checkpoint."""
+
+    start: int
+    checkpoint: Checkpoint | None
+    keep_metrics: list[str]
+    keep_quality: list[str]
+    note: str = ""
+
+
 class PairRun:
     """Train (or resume) one pair; ``run()`` returns its status record.
 
@@ -52,25 +89,116 @@ class PairRun:
         self.exp, self.label, self.seed, self.images = exp, label, seed, images
         self.run_dir, self.evaluator, self.quiet, self.after_checkpoint = run_dir, evaluator, quiet, after_checkpoint
         self.files = RunFiles.of(run_dir, label, seed)
+        self.name = f"{label} seed {seed}"
+
+    def prior(self) -> dict:
+        return read_json(self.files.status) if self.files.status.exists() else {}
+
+    def finished_intact(self) -> bool:
+        """Done (finished or diverged) with every file verified: nothing to train."""
+        prior = self.prior()
+        return prior.get("status") in DONE and self.plan(prior) is None
 
     def run(self) -> dict:
-        exp, files = self.exp, self.files
-        prior = read_json(files.status) if files.status.exists() else {}
-        if prior.get("status") in DONE:
-            return prior  # never redo a finished run (a "failed" pair is retried from its checkpoint)
+        prior = self.prior()
+        plan = self.plan(prior)
+        if plan is None:
+            return prior  # finished, every row verified: never redone
+        if plan.note:
+            print(f"! {self.name}: {plan.note}", file=sys.stderr)
+        try:
+            return self.train(prior, plan)
+        except (Exception, KeyboardInterrupt) as e:
+            # never left "running": a failed pair says why, and is retried from its checkpoint next time
+            failed = isinstance(e, Exception) and not isinstance(e, BenchError)
+            status = "failed" if failed else "interrupted"
+            atomic_write_json(self.files.status, {**getattr(self, "record", prior), "status": status,
+                                                  **({"error": describe(e)} if failed else {})})
+            raise
 
-        self.trainer = trainer_for(exp, exp.optimizer(self.label), self.images, self.seed)
-        start, elapsed0 = 0, 0.0
-        ckpt = load_checkpoint(files.checkpoint)
-        if ckpt is not None:
-            start, state = ckpt
-            self.trainer.set_state(state)
-            elapsed0 = float(prior.get("elapsed_at_checkpoint", 0.0))
-        self.elapsed0 = elapsed0
-        self.eval_seconds_before = float(prior.get("eval_seconds_at_checkpoint", 0.0)) if start else 0.0
+    # ------------------------------------------------------------------ where to start
+
+    def eval_steps(self, upto: int, before: bool = False) -> list[int]:
+        """The steps at which quality is scored, up to ``upto`` (``before``: strictly before it)."""
+        if not self.exp.eval.enabled:
+            return []
+        t, every = self.exp.train, self.exp.eval.every or self.exp.train.sample_every
+        steps = [s for s in range(0, upto + 1, t.sample_every) if s % every == 0]
+        if upto == t.steps and steps[-1] != upto:
+            steps.append(upto)
+        return [s for s in steps if s < upto] if before else steps
+
+    def check(self, ckpt: Checkpoint) -> None:
+        """Refuse a checkpoint of another optimizer, seed, experiment configuration or Keras version:
+        never load it into the wrong variables."""
+        import keras
+
+        meta = ckpt.meta
+        for key, want, what in (("optimizer", self.label, "optimizer {!r}"), ("seed", self.seed, "seed {}"),
+                                ("identity", self.exp.identity(), "experiment configuration {} (its identity)"),
+                                ("keras", keras.__version__, "Keras {}")):
+            if meta.get(key) != want:
+                raise BenchError(f"{ckpt.path}: a checkpoint of {what.format(meta.get(key))}, but this pair is "
+                                 f"{what.format(want)}; refusing to load it (move it away to recompute this pair)")
+
+    def usable_checkpoints(self, notes: list[str], at_most: int | None = None):
+        """The pair's readable checkpoints (of step ``at_most`` or earlier), newest first, each read and
+        checked only when asked for; an unreadable one is skipped with a note, one of something else is
+        refused."""
+        for path in checkpoints(self.files.root):
+            if at_most is not None and step_of(path) > at_most:
+                continue
+            try:
+                ckpt = read_checkpoint(path)
+            except Unreadable as e:
+                notes.append(f"{path.name} is unreadable ({e})")
+                continue
+            self.check(ckpt)
+            yield ckpt
+
+    def plan(self, prior: dict) -> Plan | None:
+        """Verify the pair's files; None when it is finished and intact."""
+        status = prior.get("status")
+        done = status in DONE
+        notes: list[str] = []
+        newest = None if done else next(self.usable_checkpoints(notes), None)
+        # the rows the files must hold: to the end of a done pair, else to its newest usable checkpoint
+        upto = int(prior.get("steps_done") or 0) if done else (newest.step if newest else 0)
+        if upto == 0:  # nothing trained that a checkpoint holds: start from the seed, keep no row
+            return Plan(0, None, [], [], "; ".join(notes) + ("; starting from the seed (iteration 0)" if notes else ""))
+        metrics = scan_metrics(self.files.metrics, self.label, self.seed)
+        if metrics.problem.endswith("is not bench's header"):
+            raise BenchError(f"{metrics.problem}; refusing to overwrite it (move it away to recompute this pair)")
+        quality = scan_quality(self.files.quality, self.label, self.seed,
+                               self.eval_steps(upto, before=done and status == "diverged"), upto)
+        good = min(metrics.good, quality.good, upto)
+        intact = good >= upto and (status != "diverged" or _last_status(metrics) == "diverged")
+        if done and intact:
+            return None
+        start_from = newest if newest is not None and newest.step <= good else next(
+            self.usable_checkpoints(notes, at_most=good), None)
+        if not intact:
+            damage = (metrics.problem if metrics.good < upto else quality.problem) or \
+                f"rows after iteration {good} are missing"
+            notes.append(f"{damage}; recomputing from {start_from.path.name if start_from else 'the seed (iteration 0)'}")
+        elif notes and start_from is not None:
+            notes[-1] += f"; falling back to {start_from.path.name}"
+        start = start_from.step if start_from else 0
+        # from the seed, step 0's samples and scores are made again: keep none of the old ones
+        return Plan(start, start_from, metrics.upto(start), quality.upto(start) if start else [], "; ".join(notes))
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, prior: dict, plan: Plan) -> dict:
+        exp, files, start = self.exp, self.files, plan.start
+        meta = plan.checkpoint.meta if plan.checkpoint else {}
+        self.trainer = trainer_for(exp, exp.optimizer(self.label), self.images, self.seed,
+                                   plan.checkpoint.arrays if plan.checkpoint else None)
+        self.elapsed0 = float(meta.get("elapsed", 0.0))
+        self.eval_seconds_before = float(meta.get("eval_seconds", 0.0))
         self.eval_seconds = self.eval_seconds_before
-        self.log = MetricsLog(files.metrics, self.label, self.seed, resume_step=start)
-        self.quality = QualityLog(files.quality, self.label, self.seed, resume_step=start) if self.evaluator else None
+        self.log = MetricsLog(files.metrics, self.label, self.seed, plan.keep_metrics)
+        self.quality = QualityLog(files.quality, self.label, self.seed, plan.keep_quality) if self.evaluator else None
         self.z_fixed = sample_latents(exp)
         self.z_bank = eval_latents(exp) if self.evaluator else None
         self.plot_features = exp.model.d_widths[-1] == 2  # the 2-D toy: D's 2-unit layer is worth a plot
@@ -79,6 +207,7 @@ class PairRun:
                        "status": "running", "steps_total": exp.train.steps, "steps_done": start, "diverged_at": None,
                        "resumed_from": start or None, "started": prior.get("started", now())}
         atomic_write_json(files.status, self.record)
+        self.blocks = 0
         self.t_start = time.perf_counter()
 
         if start == 0:
@@ -86,7 +215,8 @@ class PairRun:
         progress = Progress(self.label, self.seed, exp.train.steps, start, self.quiet)
         try:
             out = run_loop(self.trainer, start, exp.train.steps, self.on_row, self.on_sample, self.on_checkpoint,
-                           exp.train.sample_every, exp.train.checkpoint_every, progress)
+                           exp.train.sample_every, exp.train.checkpoint_every, progress,
+                           should_stop=lambda: stop.requested() is not None, on_block=self.on_block)
         finally:
             progress.close()
             self.log.close()
@@ -102,6 +232,15 @@ class PairRun:
     def on_row(self, step: int, values: np.ndarray, seconds: float) -> None:
         ok = bool(np.all(np.isfinite(values[: len(LOSSES)])))
         self.log.write(step, values, "ok" if ok else "diverged", seconds, self.elapsed())
+
+    def on_block(self, n: int, seconds: float) -> None:
+        """After the first block that did not compile: how long the whole pair will take, once."""
+        self.blocks += 1
+        left = self.exp.train.steps - self.record["steps_done"]
+        estimate = seconds / n * left
+        if self.blocks == 2 and self.quiet and estimate > 60:
+            print(f"{self.name}: {1000 * seconds / n:.1f} ms per iteration; {left:,} iterations will take about "
+                  f"{duration(estimate)} (estimate; Ctrl-C stops with a checkpoint)", file=sys.stderr)
 
     def on_sample(self, step: int) -> None:
         exp, trainer = self.exp, self.trainer
@@ -119,8 +258,17 @@ class PairRun:
             self.quality.write(step, values, seconds)
 
     def on_checkpoint(self, step: int) -> None:
-        save_checkpoint(self.files.checkpoint, step, self.trainer.get_state())
-        atomic_write_json(self.files.status, {**self.record, "steps_done": step, "elapsed_at_checkpoint": self.elapsed(),
+        import keras
+
+        self.log.sync()  # every row the checkpoint covers is on disk before the checkpoint is
+        if self.quality is not None:
+            self.quality.sync()
+        meta = {"identity": self.exp.identity(), "optimizer": self.label, "seed": self.seed,
+                "keras": keras.__version__, "names": self.trainer.state_names(),
+                "elapsed": self.elapsed(), "eval_seconds": self.eval_seconds}
+        save_checkpoint(self.files.root, step, meta, self.trainer.get_state())
+        self.record["steps_done"] = step
+        atomic_write_json(self.files.status, {**self.record, "elapsed_at_checkpoint": self.elapsed(),
                                               "eval_seconds_at_checkpoint": self.eval_seconds})
         if self.after_checkpoint is not None and step < self.exp.train.steps:  # the last one is the final result
             self.after_checkpoint(step)
@@ -137,8 +285,15 @@ class PairRun:
                       # what the harness itself costs: wall time that is neither training nor evaluation
                       harness_overhead=round(1 - (out.train_seconds + session_eval) / wall, 4) if wall > 0 else None,
                       elapsed_at_checkpoint=self.elapsed())
+        if out.status == "interrupted":
+            record.pop("finished")
         atomic_write_json(self.files.status, record)
         if out.status == "diverged":
-            print(f"! {self.label} seed {self.seed} diverged at step {out.diverged_at} (non-finite loss); "
-                  "the other runs go on", file=sys.stderr)
+            print(f"! {self.name} diverged at step {out.diverged_at} (non-finite loss); the other runs go on",
+                  file=sys.stderr)
         return record
+
+
+def _last_status(scan: Scan) -> str:
+    return scan.rows[-1][1].rstrip("\n").split(",")[-3] if scan.rows else ""
+

@@ -32,7 +32,7 @@ import numpy as np
 from bench.core.config import Experiment
 from bench.core.errors import BenchError, describe, first_line
 from bench.core.names import run_name
-from bench.execute import hooks
+from bench.execute import hooks, stop
 from bench.execute.local import Tracker
 from bench.execute.pair import PairRun
 from bench.model.runtime import available_cores, versions
@@ -223,12 +223,15 @@ def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: 
         tracker.say(f"ray: {len(pairs)} runs as tasks of {threads} CPU(s) on a cluster of {cpus:g} CPUs"
                     + (f", at most {jobs} at once" if jobs else ""))
         while tracker.queue or live:
+            if stop.requested() is not None:
+                # asked to stop: the tasks are cancelled below; each pair resumes from its last streamed checkpoint
+                break
             while tracker.queue and (not jobs or len(live) < jobs):
                 label, seed = pair = tracker.queue.pop(0)
                 gen = task.remote(config, label, seed, images_ref, pack_pair(run_dir, run_name(label, seed)),
                                   threads, driver_versions, data_key, task_hooks)
                 live[gen] = pair
-            ready, _ = ray.wait(list(live), num_returns=1)
+            ready, _ = ray.wait(list(live), num_returns=1, timeout=0.5)
             for gen in ready:
                 label, seed = pair = live[gen]
                 try:

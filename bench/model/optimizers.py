@@ -151,6 +151,8 @@ def validate(specs: tuple[OptimizerSpec, ...]) -> None:
                 if key == "name":  # Keras's object name: it reaches variable paths, and label names a run
                     raise BenchError(f"optimizer '{spec.label}': 'name' is not a hyper-parameter; "
                                      "label=NAME names a run")
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and not -1e300 < value < 1e300:
+                    raise BenchError(f"optimizer '{spec.label}': hyper-parameter {key}={value!r} is not a finite number")
                 if isinstance(value, str):
                     raise BenchError(f"optimizer '{spec.label}': hyper-parameter {key}={value!r} is not a number")
         for net in NETWORKS:  # catches out-of-range values, e.g. a negative rho
@@ -179,7 +181,7 @@ def build(spec: OptimizerSpec, network: str):
     params = spec.params_for(network)
     try:
         return cls(**params)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - the constructor refusing the user's values, whatever it raises
         raise BenchError(f"optimizer '{spec.label}' ({spec.name}) with {params}: {first_line(e) or type(e).__name__}") from None
 
 

@@ -6,6 +6,7 @@ every manifest, and the thread counts are part of a run's identity.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import os
 import platform
@@ -71,6 +72,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache  # a process records one checkout; two `git` processes per run folder are enough
 def git_info() -> dict:
     """The commit of bench's own checkout (None when installed from a wheel) and whether it is dirty."""
     def git(*args: str) -> str | None:

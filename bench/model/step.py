@@ -198,6 +198,15 @@ class GanTrainer:
     def _variables(self) -> list:
         return [*self.generator.variables, *self.discriminator.variables, *self.g_opt.variables, *self.d_opt.variables]
 
+    def state_names(self) -> list[str]:
+        """A name per state array that is the same in every process: Keras numbers optimizer instances
+        (adam_1, adam_3, ...) by how many a process made, so an optimizer's own prefix is replaced."""
+        nets = [f"generator/{v.path}" for v in self.generator.variables]
+        nets += [f"discriminator/{v.path}" for v in self.discriminator.variables]
+        opts = [f"{net}_optimizer/{v.path.split('/', 1)[-1]}"
+                for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)) for v in opt.variables]
+        return nets + opts
+
     def get_state(self) -> list[np.ndarray]:
         return [np.asarray(v.numpy()) for v in self._variables()]
 
@@ -215,17 +224,26 @@ _TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for 
 _KEEP = 2
 
 
-def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int) -> GanTrainer:
-    """A trainer for (experiment, optimizer, seed): the process's trainer of the same experiment and
-    optimizer, reseeded, when there is one (pairs run optimizer by optimizer, so each optimizer's step is
-    traced once per process instead of once per seed); otherwise a new one."""
+def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int,
+                state: list[np.ndarray] | None = None) -> GanTrainer:
+    """A trainer for (experiment, optimizer, seed), at its initial state or at ``state`` (a checkpoint):
+    the process's trainer of the same experiment and optimizer when there is one (pairs run optimizer by
+    optimizer, so each optimizer's step is traced once per process instead of once per seed); otherwise
+    a new one. A checkpoint sets every variable, so it needs no fresh initial state first."""
     key = (exp.identity(), exp.train.steps_per_call, spec.label, repr(spec))
     entry = _TRAINERS.get(key)
-    if entry is not None and entry[0] is images:
+    if entry is not None and (entry[0] is images or np.array_equal(entry[0], images)):
         _TRAINERS.move_to_end(key)
-        entry[1].reseed(exp, images, seed)
-        return entry[1]
+        trainer = entry[1]
+        if state is None:
+            trainer.reseed(exp, images, seed)
+        else:
+            trainer.set_state(state)
+            trainer.exp, trainer.seed = exp, seed
+        return trainer
     trainer = GanTrainer(exp, spec, images, seed)
+    if state is not None:
+        trainer.set_state(state)
     _TRAINERS[key] = (images, trainer)
     while len(_TRAINERS) > _KEEP:
         _TRAINERS.popitem(last=False)
@@ -234,7 +252,7 @@ def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: 
 
 @dataclass
 class LoopResult:
-    status: str  # "finished" or "diverged"
+    status: str  # "finished", "diverged", or "interrupted" (stopped between blocks, at a checkpoint)
     last_step: int
     diverged_at: int | None = None
     train_seconds: float = 0.0  # time inside the compiled step only
@@ -250,12 +268,17 @@ def run_loop(
     sample_every: int,
     checkpoint_every: int,
     progress=None,
+    should_stop: Callable[[], bool] | None = None,
+    on_block: Callable[[int, float], None] | None = None,
 ) -> LoopResult:
     """Iterations ``start_step + 1 .. steps``; stops at the first non-finite loss.
 
     ``on_row(step, values, step_seconds)`` gets every iteration; ``on_sample(step)`` and
     ``on_checkpoint(step)`` fire at their intervals and at the last step. Iterations run in
     blocks that never cross a sample or checkpoint step, so both see exact states.
+    ``should_stop()`` is asked after every block: when it says so, the loop checkpoints where it
+    is and returns "interrupted" (a resumed run continues bit-identically from there).
+    ``on_block(iterations, seconds)`` gets each block's timing.
     """
     train_seconds = 0.0
     step = start_step
@@ -267,6 +290,8 @@ def run_loop(
         block = trainer.run_block(first, last - first + 1)
         dt = time.perf_counter() - t0
         train_seconds += dt
+        if on_block is not None:
+            on_block(len(block), dt)
         per_row = dt / len(block)
         for step, values in enumerate(block, start=first):
             on_row(step, values, per_row)
@@ -277,6 +302,9 @@ def run_loop(
                 return LoopResult("diverged", step, step, train_seconds)
         if step % sample_every == 0 or step == steps:
             on_sample(step)
-        if step % checkpoint_every == 0 or step == steps:
+        stop = step < steps and should_stop is not None and should_stop()
+        if step % checkpoint_every == 0 or step == steps or stop:
             on_checkpoint(step)
+        if stop:
+            return LoopResult("interrupted", step, None, train_seconds)
     return LoopResult("finished", steps, None, train_seconds)

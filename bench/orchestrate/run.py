@@ -6,6 +6,7 @@ The only module that joins training (bench.execute) to a run folder's records (b
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -16,21 +17,21 @@ import numpy as np
 from bench import data
 from bench.core import streams
 from bench.core.config import Experiment, experiment_from_dict
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, describe
 from bench.core.names import MANIFEST, now, run_name
 from bench.core.sweep_table import parse_sweep
+from bench.execute import stop
 from bench.execute.local import run_parallel, run_sequential
-from bench.execute.pair import DONE
+from bench.execute.pair import PairRun
 from bench.model import optimizers
 from bench.model.runtime import configure_runtime, git_info, machine_info, versions
 from bench.orchestrate.request import RunOptions
 from bench.quality.scorer import make_evaluator
-from bench.store.files import atomic_write_json, read_json
+from bench.store.files import atomic_write_json, remove_stale_temps
 from bench.store.images import save_images
-from bench.store.layout import RunFiles
 
 SCHEMA_VERSION = 1
-RESUMABLE = ("running", "interrupted", "finished-with-failures")
+RESUMABLE = ("running", "interrupted", "failed", "finished-with-failures")
 
 
 def check_data_fits(exp: Experiment, n_images: int) -> None:
@@ -40,6 +41,25 @@ def check_data_fits(exp: Experiment, n_images: int) -> None:
             f"train.batch_size {exp.train.batch_size} needs {half} real images per step but the data has only "
             f"{n_images}; lower the batch size or add images"
         )
+
+
+def check_memory(exp: Experiment, sample_shape: tuple[int, ...]) -> None:
+    """Refuse networks that cannot fit in this machine's memory, before anything is built: their weights,
+    gradients and two optimizer slots, four float32 copies of every parameter."""
+    m = exp.model
+    sample = int(np.prod(sample_shape))
+    g = [m.latent_dim, *m.g_widths, sample]
+    d = [sample, *m.d_widths, 1]
+    params = sum(a * b + b for net in (g, d) for a, b in zip(net, net[1:], strict=False))
+    need = 16 * params
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if need > total / 2:
+        raise BenchError(f"the networks have {params:,} parameters: about {need / 2**30:.1f} GiB with gradients and "
+                         f"optimizer state, more than half this machine's {total / 2**30:.0f} GiB; use smaller "
+                         "model.g_widths / model.d_widths / model.latent_dim or data.image_size")
 
 
 @dataclass
@@ -57,6 +77,7 @@ def prepare(exp: Experiment) -> Prepared:
     runtime = configure_runtime(exp.train.threads)
     dataset = data.load(exp.data)
     check_data_fits(exp, len(dataset.images))
+    check_memory(exp, dataset.images.shape[1:])
     return Prepared(dataset, runtime)
 
 
@@ -130,11 +151,23 @@ def _evaluator(exp: Experiment, images: np.ndarray, opts: RunOptions, manifest: 
 
 
 def _final_status(states: list[str], complete: bool, interrupted: bool) -> str:
-    if interrupted or not complete:
+    if interrupted or not complete or "interrupted" in states:
         return "interrupted"
     if all(s == "finished" for s in states):
         return "finished"
     return "finished-with-failures" if "failed" in states else "finished-with-divergence"
+
+
+def _dispatch(exp: Experiment, run_dir: Path, todo: list[tuple[str, int]], opts: RunOptions, dataset, evaluator,
+              record) -> list[tuple[str, int, str]]:
+    """Hand the pairs to the executor; returns those that failed for good."""
+    if opts.executor == "ray":
+        from bench.execute.ray import run_ray
+
+        return run_ray(exp, run_dir, todo, opts.jobs, record, opts.quiet, opts.address, dataset.images, dataset.checksum)
+    if opts.jobs > 1:
+        return run_parallel(exp, run_dir, todo, opts.jobs, record, opts.quiet)
+    return run_sequential(exp, run_dir, todo, dataset.images, evaluator, record, opts.quiet)
 
 
 def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared, manifest: dict | None = None) -> dict:
@@ -149,6 +182,8 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     say(f"data: {dataset.source}; {len(dataset.images)} {kind} of {shape} (decode cache: {dataset.cache})")
     say(f"run folder: {run_dir}")
 
+    if removed := remove_stale_temps(run_dir):
+        say(f"removed {removed} temporary file(s) a killed writer left in {run_dir}")
     manifest = _start_manifest(exp, run_dir, opts, prepared, manifest)
     path = run_dir / MANIFEST
     atomic_write_json(path, manifest)
@@ -165,33 +200,31 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     pairs = [(o.label, seed) for o in exp.optimizers for seed in exp.seeds]
     manifest["machine"]["jobs"] = opts.jobs
     manifest["machine"]["executor"] = opts.executor + (f" ({opts.address})" if opts.address else "")
-    interrupted = False
+    interrupted, signum = False, None
     try:
-        todo = []
-        for label, seed in pairs:  # finished pairs (a resumed run) are recorded, not sent anywhere
-            status = RunFiles.of(run_dir, label, seed).status
-            prior = read_json(status) if status.exists() else {}
-            if prior.get("status") in DONE:
-                record(label, seed, prior)
-            else:
-                todo.append((label, seed))
-        if opts.executor == "ray":
-            from bench.execute.ray import run_ray
-
-            failed = run_ray(exp, run_dir, todo, opts.jobs, record, opts.quiet, opts.address, dataset.images,
-                             dataset.checksum)
-        elif opts.jobs > 1:
-            failed = run_parallel(exp, run_dir, todo, opts.jobs, record, opts.quiet)
-        else:
-            failed = run_sequential(exp, run_dir, todo, dataset.images, evaluator, record, opts.quiet)
+        with stop.graceful(quiet=opts.quiet):
+            todo = []
+            for label, seed in pairs:  # finished pairs (a resumed run) are verified and recorded, not sent anywhere
+                pair = PairRun(exp, label, seed, dataset.images, run_dir)
+                if pair.finished_intact():
+                    record(label, seed, pair.prior())
+                else:
+                    todo.append((label, seed))
+            failed = _dispatch(exp, run_dir, todo, opts, dataset, evaluator, record)
+            signum = stop.requested()
         for label, seed, reason in failed:
             record(label, seed, {"optimizer": label, "seed": seed, "status": "failed", "error": reason})
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException as e:  # a bug or an unusable file: the folder says so, it is never left "running"
+        manifest.update(status="failed", error=describe(e), finished=now())
+        atomic_write_json(path, manifest)
+        raise
     states = [r["status"] for r in manifest["runs"].values()]
-    manifest["status"] = _final_status(states, len(states) == len(pairs), interrupted)
+    manifest["status"] = _final_status(states, len(states) == len(pairs), interrupted or signum is not None)
     manifest["finished"] = now()
     atomic_write_json(path, manifest)
-    if interrupted:
-        raise BenchError(f"interrupted; continue with: bench run --resume {run_dir}", exit_code=130)
+    if manifest["status"] == "interrupted" and (interrupted or signum is not None):
+        raise BenchError(f"interrupted; continue with: bench run --resume {run_dir}",
+                         exit_code=stop.exit_code(signum) if signum else 130)
     return manifest

@@ -64,7 +64,7 @@ def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | No
                   file=sys.stderr)
     with executor_session(opts):  # one Ray session for the whole command: workers keep TensorFlow loaded
         if folder is None:
-            folder = new_run_dir(req.out, exp.name, kind.prefix)
+            folder = new_run_dir(req.out, exp.name, kind.prefix, req.reports)
         try:
             with run_lock(folder):
                 result = kind.execute(exp, extra, folder, opts, prepared, record)

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from bench.core import streams
 from bench.core.config import Experiment
 from bench.quality.metrics import (
+    MIN_LEVEL,
     PCA,
     coverage,
     frechet_distance,
@@ -40,14 +41,26 @@ class Evaluator:
         self.real_features = self.pca(self.real)
         self.real_diversity = mean_pairwise(self.real)
         self.train_nn = train_nn_distance(train, seed=seed)
-        # more scorers (e.g. FID from local weights): fake images -> {metric: value}
+        # more scorers (e.g. FID from local weights): (their metric names, fake images -> {metric: value})
         self.extras: list = []
+
+    def names(self) -> list[str]:
+        """Every metric one evaluation writes, in order (also when the samples are not finite)."""
+        out = []
+        if self.real.ndim == 4:  # SWD per pyramid level (named by its height), then their mean
+            h, w = self.real.shape[1:3]
+            while min(h, w) // 2 >= MIN_LEVEL:
+                out.append(f"swd_{h}px")
+                h, w = (h + 1) // 2, (w + 1) // 2
+            out += [f"swd_{h}px", "swd"]
+        out += ["fd_pca", "kid_pca", "coverage", "diversity", "memorisation"]
+        return out + [n for names, _ in self.extras for n in names]
 
     def __call__(self, fake: np.ndarray) -> tuple[dict[str, float], float]:
         """(metric -> value, seconds spent)."""
         t0 = time.perf_counter()
-        if not np.isfinite(fake).all():
-            return {}, time.perf_counter() - t0
+        if not np.isfinite(fake).all():  # G has blown up: nothing to score, every metric is NaN
+            return dict.fromkeys(self.names(), float("nan")), time.perf_counter() - t0
         # One BLAS thread: a multi-threaded matmul sums in an order that depends on the thread count
         # (last digits differ), and Ray sets one per CPU it grants; this makes the scores the same under
         # every executor and core count, for ~5% more scoring time.
@@ -65,7 +78,7 @@ class Evaluator:
             "diversity": mean_pairwise(fake) / self.real_diversity,
             "memorisation": memorisation(self.train, fake, self.train_nn),
         })
-        for extra in self.extras:
+        for _, extra in self.extras:
             out.update(extra(fake))
         return out
 
@@ -78,5 +91,5 @@ def make_evaluator(exp: Experiment, images: np.ndarray) -> Evaluator | None:
     if exp.eval.fid_weights:
         from bench.quality.fid import fid_scorer
 
-        evaluator.extras.append(fid_scorer(Path(exp.eval.fid_weights), evaluator.real))
+        evaluator.extras.append((("fid",), fid_scorer(Path(exp.eval.fid_weights), evaluator.real)))
     return evaluator

@@ -10,7 +10,7 @@ import jinja2
 
 from bench.core.errors import BenchError
 from bench.core.names import REPORT_META, fmt_params
-from bench.store.files import atomic_write_bytes, read_json
+from bench.store.files import atomic_write_bytes, inside, read_json
 
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("bench.report", "templates"),
@@ -48,6 +48,24 @@ def params_text(cfg: dict) -> str:
         elif k != "type":
             flat[k] = v
     return fmt_params(flat) or "Keras defaults"
+
+
+def report_dir(reports_root: Path, experiment: str, run_dir: Path) -> Path:
+    """Where the report of ``run_dir`` goes: ``<reports>/<experiment>/<run-id>``, unless that holds the
+    report of another results folder's run with the same id (``bench report`` of runs made elsewhere):
+    then ``<run-id>-2``, ``-3``, ... so that no report overwrites another."""
+    mine = str(Path(run_dir).resolve())
+    for n in range(1, 1000):
+        out = inside(reports_root, experiment, Path(run_dir).name + (f"-{n}" if n > 1 else ""))
+        meta = out / REPORT_META
+        if not meta.exists():
+            return out
+        try:
+            if read_json(meta).get("results") == mine:
+                return out
+        except BenchError:
+            return out  # an unreadable report of its own: rewritten
+    raise BenchError(f"more than 999 reports named {Path(run_dir).name} under {reports_root}/{experiment}")
 
 
 def update_index(reports_root: Path) -> Path:

@@ -17,8 +17,8 @@ from bench.core.errors import BenchError
 from bench.core.metric_table import LOSSES, QUALITY, TABLE_COLUMNS
 from bench.core.names import REPORT_META, now
 from bench.report import plots
-from bench.report.html import ENV, cell, fmt, params_text, update_index, uri
-from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, inside
+from bench.report.html import ENV, cell, fmt, params_text, report_dir, update_index, uri
+from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable
 from bench.store.layout import RunFiles
 from bench.store.load import RunData, load_run
 
@@ -134,7 +134,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     if data.metrics.empty:
         raise BenchError(f"{run_dir}: no metrics yet; nothing to report")
     m = data.manifest
-    out_dir = inside(Path(reports_root), m["experiment"], Path(run_dir).name)
+    out_dir = report_dir(Path(reports_root), m["experiment"], Path(run_dir))
     ensure_writable(out_dir)
     runs = S.summarize(data)
     steps = data.steps_total

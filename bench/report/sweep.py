@@ -13,9 +13,9 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.names import REPORT_META, SWEEP_FILE, TUNED, fmt_params, now
 from bench.report import plots
-from bench.report.html import ENV, fmt, params_text, update_index, uri
+from bench.report.html import ENV, fmt, params_text, report_dir, update_index, uri
 from bench.report.run import build_report
-from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, inside, read_json
+from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
 from bench.store.load import load_run
 
 
@@ -39,13 +39,26 @@ def _score(s: dict | None, digits: int = 4) -> dict:
             "spread": spread + (f" ({bad} of {len(s['values'])} seeds diverged or failed)" if bad else "")}
 
 
+def _restore(score: dict, worst: float) -> None:
+    """sweep.json is strict JSON: a diverged or failed seed's score (the worst, an infinity) is null
+    there, and so are quartiles that mix infinities. Back to numbers for the page."""
+    score["values"] = [worst if v is None else v for v in score["values"]]
+    score["median"] = worst if score["median"] is None else score["median"]
+    for key in ("q25", "q75"):
+        score[key] = math.nan if score[key] is None else score[key]
+
+
 def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
     sweep_dir, reports_root = Path(sweep_dir), Path(reports_root)
     rec = read_json(sweep_dir / SWEEP_FILE)
     if "sweep" not in rec or "trials" not in rec:
         raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record")
     sw = rec["sweep"]
-    out_dir = inside(reports_root, rec["experiment"], sweep_dir.name)
+    worst = math.inf if sw["goal"] == "min" else -math.inf
+    for score in [t["score"] for t in rec["trials"] if "score" in t] + [
+            f[kind] for f in rec.get("final", {}).values() for kind in ("default", "tuned")]:
+        _restore(score, worst)
+    out_dir = report_dir(reports_root, rec["experiment"], sweep_dir)
     ensure_writable(out_dir)
     links = {p: _phase_report(sweep_dir, d, reports_root) for p, d in rec["phases"].items()}
     scored = all("score" in t for t in rec["trials"])

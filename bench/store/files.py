@@ -10,10 +10,12 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bench.core.errors import BenchError
 
@@ -36,22 +38,68 @@ def writing(path: Path) -> Iterator[None]:
         raise os_error(e, path) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with writing(path):
-        try:
+def temp_name(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place: hidden, and marked with this process."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` whole or not at all: ``write(f)`` fills a temporary file, which is flushed to disk
+    and renamed over ``path``. On any failure (a full disk, an exception in ``write``) the temporary
+    file is removed at once and ``path`` keeps its old content."""
+    tmp = temp_name(path)
+    try:
+        with writing(path):
             with open(tmp, "wb") as f:
-                f.write(data)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None: JSON has no NaN or Infinity, and bench
+    writes only strict JSON (readers say what None means where it can occur)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any) -> str:
+    """Strict JSON (no NaN/Infinity literals), indented."""
+    return json.dumps(strict(obj), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+    atomic_write_bytes(path, json_text(obj).encode())
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Remove what writers killed mid-write left behind below ``folder``: temporary files of atomic
+    writes and half-unpacked folders. Call it holding the folder's lock, before any writer starts:
+    every such file is then stale. Returns how many were removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for p in list(folder.rglob(".*")):
+        stale_file = p.name.endswith(".tmp") and p.is_file()
+        stale_dir = (".incoming-" in p.name or ".old-" in p.name) and p.is_dir()
+        if stale_file or stale_dir:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if stale_dir else p.unlink()
+                removed += 1
+    return removed
 
 
 def read_json(path: Path) -> dict:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from bench.store.files import writing
+from bench.store.files import atomic_write, writing
 
 
 def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
@@ -25,13 +24,10 @@ def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.nda
 
 
 def save_arrays(folder: Path, stem: str, **arrays: np.ndarray) -> None:
-    """Several arrays in one ``.npz``, written to a temporary file and renamed."""
+    """Several arrays in one ``.npz``, written whole or not at all."""
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{stem}.npz.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, folder / f"{stem}.npz")
+    atomic_write(folder / f"{stem}.npz", lambda f: np.savez(f, **arrays))
 
 
 def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> None:
@@ -43,15 +39,10 @@ def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> 
 
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        buf = folder / f".{stem}.npy.tmp"
-        with open(buf, "wb") as f:
-            np.save(f, images.astype(np.float32))
-        os.replace(buf, folder / f"{stem}.npy")
-        if images.ndim != 4:
-            return
-        img = Image.fromarray(to_grid(images))
-        if scale > 1:
-            img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-        tmp = folder / f".{stem}.png.tmp"
-        img.save(tmp, format="PNG")
-        os.replace(tmp, folder / f"{stem}.png")
+    atomic_write(folder / f"{stem}.npy", lambda f: np.save(f, images.astype(np.float32)))
+    if images.ndim != 4:
+        return
+    img = Image.fromarray(to_grid(images))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    atomic_write(folder / f"{stem}.png", lambda f: img.save(f, format="PNG"))

@@ -27,10 +27,6 @@ class RunFiles:
         return self.root / "status.json"
 
     @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint.npz"
-
-    @property
     def quality(self) -> Path:
         return self.root / "quality.csv"
 
@@ -43,20 +39,37 @@ class RunFiles:
         return cls(run_dir / "runs" / run_name(label, seed))
 
 
-def new_run_dir(out: Path, experiment: str, prefix: str = "") -> Path:
-    """A fresh ``<out>/<experiment>/<prefix><timestamp>`` folder; never reuses one another process made."""
+def new_run_dir(out: Path, experiment: str, prefix: str = "", reports: Path | None = None) -> Path:
+    """A fresh ``<out>/<experiment>/<prefix><timestamp>`` folder; never reuses one another process made.
+
+    With ``reports``, the id is also reserved there (``<reports>/<experiment>/<id>/``): two runs started
+    in the same second into different results folders that share a reports folder get different ids,
+    so neither report overwrites the other."""
     parent = inside(out, experiment)
     ensure_writable(parent)
+    report_parent = inside(reports, experiment) if reports is not None else None
+    if report_parent is not None:
+        ensure_writable(report_parent)
     stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
-        path = parent / (stamp if n == 0 else f"{stamp}-{n}")
+        name = stamp if n == 0 else f"{stamp}-{n}"
+        path = parent / name
         try:
             path.mkdir()  # atomic: two processes starting in the same second get different folders
-            return path
         except FileExistsError:
             continue
         except OSError as e:
             raise os_error(e, path) from None
+        if report_parent is None:
+            return path
+        try:
+            (report_parent / name).mkdir()  # atomic as well: the id is ours in both folders
+            return path
+        except FileExistsError:
+            path.rmdir()
+        except OSError as e:
+            path.rmdir()
+            raise os_error(e, report_parent / name) from None
     raise BenchError(f"cannot create a run folder under {parent}")
 
 

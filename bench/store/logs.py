@@ -1,11 +1,14 @@
 """The append-only CSV logs of a pair: ``metrics.csv`` (one row per iteration) and ``quality.csv``.
 
-Rows are tidy (one read_csv per file, concatenable across runs) and each is one whole write,
-flushed at once, so a kill leaves at most a torn last line, which resuming drops.
+Rows are tidy (one read_csv per file, concatenable across runs) and each is one whole write, flushed
+at once and fsynced before the checkpoint that covers it. Resuming verifies every row up to the
+checkpoint (``scan_metrics``, ``scan_quality``): a torn, garbled or missing row is found, never skipped.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +30,30 @@ def _fmt(v: float) -> str:
 
 
 class CsvLog:
-    """Append-only CSV whose third column is the step; each row is one whole ``write``, flushed at once.
+    """Append-only CSV; each row is one whole ``write``, flushed at once; ``sync()`` makes every row so
+    far durable (the pair calls it before each checkpoint, so a checkpoint never covers a lost row).
 
-    Opening at ``resume_step`` drops rows past the checkpoint (and any partial last line),
-    so a resumed run neither loses nor repeats rows.
+    Opened with the rows to keep (a resumed pair's verified rows up to its checkpoint): the file is
+    rewritten with exactly those, so a resumed run neither loses nor repeats rows.
     """
 
-    def __init__(self, path: Path, columns: tuple[str, ...], resume_step: int = 0):
+    def __init__(self, path: Path, columns: tuple[str, ...], keep: list[str] | None = None):
         self.path = path
-        header = ",".join(columns) + "\n"
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            if resume_step and path.exists():
-                keep = [header]
-                with open(path) as f:
-                    next(f, None)
-                    for line in f:
-                        if not line.endswith("\n"):
-                            break  # torn last line from a kill
-                        if int(line.split(",", 3)[2]) > resume_step:
-                            break
-                        keep.append(line)
-                atomic_write_bytes(path, "".join(keep).encode())
-            else:
-                atomic_write_bytes(path, header.encode())
+        atomic_write_bytes(path, ("".join([",".join(columns) + "\n", *(keep or [])])).encode())
+        with writing(path):
             self._f = open(path, "a", buffering=1 << 16)
 
     def write_line(self, line: str) -> None:
         with writing(self.path):
             self._f.write(line)
             self._f.flush()
+
+    def sync(self) -> None:
+        with writing(self.path):
+            self._f.flush()
+            os.fsync(self._f.fileno())
 
     def close(self) -> None:
         self._f.close()
@@ -65,8 +62,8 @@ class CsvLog:
 class MetricsLog(CsvLog):
     """``metrics.csv``: one row per iteration."""
 
-    def __init__(self, path: Path, label: str, seed: int, resume_step: int = 0):
-        super().__init__(path, CSV_COLUMNS, resume_step)
+    def __init__(self, path: Path, label: str, seed: int, keep: list[str] | None = None):
+        super().__init__(path, CSV_COLUMNS, keep)
         self.prefix = f"{label},{seed},"
 
     def write(self, step: int, values: np.ndarray, status: str, step_seconds: float, elapsed: float) -> None:
@@ -77,12 +74,102 @@ class MetricsLog(CsvLog):
 class QualityLog(CsvLog):
     """``quality.csv``: (step, metric, value) rows at every evaluation."""
 
-    def __init__(self, path: Path, label: str, seed: int, resume_step: int = 0):
-        super().__init__(path, QUALITY_COLUMNS, resume_step)
+    def __init__(self, path: Path, label: str, seed: int, keep: list[str] | None = None):
+        super().__init__(path, QUALITY_COLUMNS, keep)
         self.prefix = f"{label},{seed},"
 
     def write(self, step: int, values: dict[str, float], seconds: float) -> None:
         self.write_line("".join(f"{self.prefix}{step},{k},{_fmt(v)},{seconds:.4f}\n" for k, v in values.items()))
+
+
+# ------------------------------------------------------------------ verifying
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a pair's log holds, read line by line until the first line that is not a whole, valid row."""
+
+    good: int  # every step up to this one is present, whole and in order (metrics: each row; quality: each group)
+    problem: str  # "" when nothing is wrong; else the first thing that is, with its line number
+    rows: list[tuple[int, str]]  # (step, line) of the good rows, in order
+
+    def upto(self, step: int) -> list[str]:
+        """The good rows' lines with step <= ``step``."""
+        return [line for s, line in self.rows if s <= step]
+
+
+def _lines(path: Path) -> tuple[str | None, list[str]]:
+    """(header, data lines with their newlines); a line that is not UTF-8 becomes "\0" (garbled)."""
+    raw = path.read_bytes().split(b"\n")
+    lines = [(b + b"\n") for b in raw[:-1]] + ([raw[-1]] if raw[-1] else [])
+    text = []
+    for b in lines:
+        try:
+            text.append(b.decode("utf-8"))
+        except UnicodeDecodeError:
+            text.append("\0")
+    return (text[0] if text else None), text[1:]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def scan_metrics(path: Path, label: str, seed: int) -> Scan:
+    """Verify ``metrics.csv`` row by row: rows 1, 2, 3, ... of this pair, each whole (newline-ended,
+    every column, numbers that parse) and none after a diverged row."""
+    if not path.exists():
+        return Scan(0, "", [])
+    header, lines = _lines(path)
+    if header != ",".join(CSV_COLUMNS) + "\n":
+        return Scan(0, f"{path}: line 1 is not bench's header", [])
+    rows: list[tuple[int, str]] = []
+    for n, line in enumerate(lines, start=2):
+        step = len(rows) + 1
+        f = line.rstrip("\n").split(",")
+        whole = line.endswith("\n") and "\0" not in line and len(f) == len(CSV_COLUMNS)
+        if not whole or f[0] != label or f[1] != str(seed) or f[2] != str(step) or f[-3] not in ("ok", "diverged") \
+                or not all(_number(v) for v in f[3:-3] + f[-2:]) or (rows and rows[-1][1].split(",")[-3] == "diverged"):
+            what = "torn (cut short)" if not line.endswith("\n") else "garbled" if not whole else "not the expected row"
+            return Scan(len(rows), f"{path}: line {n} (iteration {step}) is {what}", rows)
+        rows.append((step, line))
+    return Scan(len(rows), "", rows)
+
+
+def scan_quality(path: Path, label: str, seed: int, steps: list[int], upto: int) -> Scan:
+    """Verify ``quality.csv`` against the evaluation steps it should hold up to iteration ``upto``
+    (ascending): one whole group of rows per step, each with the same metrics as the first. ``good`` is
+    the step before the first group that is missing or damaged, or ``upto`` when none is."""
+    groups: dict[int, list[tuple[str, str]]] = {}
+    damaged = ""
+    if path.exists():
+        header, lines = _lines(path)
+        if header != ",".join(QUALITY_COLUMNS) + "\n":
+            lines, damaged = [], f"{path}: line 1 is not bench's header"
+        last = -1
+        for n, line in enumerate(lines, start=2):
+            f = line.rstrip("\n").split(",")
+            if (not line.endswith("\n") or "\0" in line or len(f) != len(QUALITY_COLUMNS) or f[0] != label
+                    or f[1] != str(seed) or not f[2].isdigit() or int(f[2]) < last or not _number(f[4])
+                    or not _number(f[5])):
+                damaged = f"{path}: line {n} is {'torn (cut short)' if not line.endswith(chr(10)) else 'garbled'}"
+                groups.pop(last, None)  # the damaged line may belong to the group before it
+                break
+            last = int(f[2])
+            groups.setdefault(last, []).append((f[3], line))
+    names: list[str] | None = None
+    rows: list[tuple[int, str]] = []
+    for step in steps:
+        group = groups.get(step, [])
+        if not group or (names is not None and [m for m, _ in group] != names):
+            return Scan(step - 1, damaged or f"{path}: the evaluation at iteration {step} is missing or incomplete", rows)
+        names = names or [m for m, _ in group]
+        rows += [(step, line) for _, line in group]
+    return Scan(upto, "", rows)
 
 
 # ------------------------------------------------------------------ reading
