@@ -21,6 +21,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, Path]:
+    """Two frozen real smoke runs (tests/data/make_golden.py): read them, never write into them."""
+    return {name: GOLDEN / name for name in ("base", "fast")}
+
+
 @dataclass
 class CliResult:
     code: int

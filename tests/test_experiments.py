@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import only_run_dir, read_values
+from conftest import only_run_dir
 
 from bench import data
 from bench.core import config
@@ -59,22 +59,9 @@ def test_model_options_reach_the_networks():
     assert mnist.train.real_label == 0.9 and mnist.train.batch_size == 128
 
 
-def test_label_smoothing_changes_only_the_real_target():
-    from bench.model.runtime import configure_runtime
-    from bench.model.step import GanTrainer
-
-    configure_runtime(0)
-    images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype(np.float32)
-    sharp = _exp("digits", **{"train.real_label": 1.0, "model.d_dropout": 0.0, "train.jit_compile": "false"})
-    smooth = _exp("digits", **{"model.d_dropout": 0.0, "train.jit_compile": "false"})
-    a = GanTrainer(sharp, sharp.optimizers[2], images, 0).step(1)
-    b = GanTrainer(smooth, smooth.optimizers[2], images, 0).step(1)
-    # same logits on the real batch (same weights, same batch): equal D(x), different real loss
-    assert a[5] == pytest.approx(b[5], abs=1e-7)
-    assert abs(b[0] - a[0]) > 1e-4
-
-
-def test_dropout_runs_are_deterministic_and_resume_exactly():
+def test_dropout_runs_are_deterministic_a_reseeded_trainer_equals_a_fresh_one_and_resume_exactly():
+    """D with dropout draws random masks: they come from the seed too, live in the networks' state, and
+    so survive reseeding and checkpoints."""
     from bench.model.runtime import configure_runtime
     from bench.model.step import GanTrainer
 
@@ -82,25 +69,28 @@ def test_dropout_runs_are_deterministic_and_resume_exactly():
     exp = _exp("digits", **{"train.jit_compile": "false"})
     images = data.load(exp.data).images[:200]
     spec = exp.optimizers[2]
-    full = GanTrainer(exp, spec, images, 1)
-    rows = np.concatenate([full.run_block(1, 8), full.run_block(9, 8), full.run_block(17, 8)])
-    again = GanTrainer(exp, spec, images, 1)
-    np.testing.assert_array_equal(rows, np.concatenate([again.run_block(1, 8), again.run_block(9, 8), again.run_block(17, 8)]))
-    first = GanTrainer(exp, spec, images, 1)
-    first.run_block(1, 8)
-    state = first.get_state()
-    resumed = GanTrainer(exp, spec, images, 1)
-    resumed.set_state(state)  # includes the dropout layers' random-generator state
-    np.testing.assert_array_equal(rows[8:], np.concatenate([resumed.run_block(9, 8), resumed.run_block(17, 8)]))
+    fresh = GanTrainer(exp, spec, images, 1)
+    rows = np.concatenate([fresh.run_block(1, 8), fresh.run_block(9, 8), fresh.run_block(17, 8)])
+    assert len(np.unique(rows[:, 0])) == 24  # it trained
+    other = GanTrainer(exp, spec, images, 2)
+    other.run_block(1, 8)  # trained under another seed, then made seed 1's fresh trainer again
+    other.reseed(exp, images, 1)
+    first = other.run_block(1, 8)
+    np.testing.assert_array_equal(rows[:8], first)
+    state = other.get_state()  # a checkpoint at iteration 8 (dropout's random-generator state included)
+    other.run_block(9, 8)
+    other.set_state(state)
+    np.testing.assert_array_equal(rows[8:], np.concatenate([other.run_block(9, 8), other.run_block(17, 8)]))
 
 
 @pytest.mark.parametrize("experiment, extra, marker", [
     ("quadratic2d", ["--steps", "60", "--set", "train.sample_every=30", "--set", "eval.every=30"], "D's feature layer"),
-    ("digits", ["--steps", "20", "--set", "train.sample_every=10", "--set", "eval.every=10", "--set", "train.jit_compile=false"], "Samples over training"),
-    ("mnist", ["--steps", "10", "--set", "train.sample_every=5", "--set", "eval.every=5", "--set", "train.jit_compile=false",
-               "--batch-size", "32"], "Samples over training"),
+    ("digits", ["--optimizers", "adam", "--steps", "20", "--set", "train.sample_every=10", "--set", "eval.every=10",
+                "--set", "train.jit_compile=false"], "Samples over training"),
+    ("mnist", ["--optimizers", "adam", "--steps", "10", "--set", "train.sample_every=5", "--set", "eval.every=5",
+               "--set", "train.jit_compile=false", "--batch-size", "32"], "Samples over training"),
 ])
-def test_experiment_runs_under_three_optimizers_and_reports(cli, tmp_path, experiment, extra, marker):
+def test_experiment_runs_and_reports(cli, tmp_path, experiment, extra, marker):
     args = ["run", experiment, "--seeds", "0", "--quiet", "--out", tmp_path / "r", "--reports", tmp_path / "rep", *extra]
     if experiment == "mnist":
         x = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
@@ -110,24 +100,15 @@ def test_experiment_runs_under_three_optimizers_and_reports(cli, tmp_path, exper
     assert r.code == 0, r.err
     run_dir = only_run_dir(tmp_path / "r", experiment)
     m = json.loads((run_dir / "manifest.json").read_text())
-    assert m["status"] == "finished" and set(m["runs"]) == {"sgd-seed0", "rmsprop-seed0", "adam-seed0"}
-    for opt in ("sgd", "rmsprop", "adam"):
+    optimizers = ("sgd", "rmsprop", "adam") if experiment == "quadratic2d" else ("adam",)
+    assert m["status"] == "finished" and set(m["runs"]) == {f"{o}-seed0" for o in optimizers}
+    for opt in optimizers:
         df = pd.read_csv(run_dir / f"runs/{opt}-seed0/metrics.csv")
         assert np.isfinite(df[["d_loss_real", "d_loss_fake", "g_loss"]].to_numpy()).all()
     html = (tmp_path / "rep" / experiment / run_dir.name / "index.html").read_text()
-    assert marker in html and html.count("data:image/png;base64,") >= 10
+    assert marker in html and html.count("data:image/png;base64,") >= 4 + 2 * len(optimizers)
     if experiment == "quadratic2d":
         assert m["data"]["kind"] == "points" and "standardized" in m["data"]
         assert (run_dir / "runs/adam-seed0/samples/dfeat_step_000060.npz").exists()
         assert not list(run_dir.glob("runs/*/samples/*.png"))  # points are drawn by the report only
         assert "swd" not in set(pd.read_csv(run_dir / "runs/adam-seed0/quality.csv").metric)
-
-
-def test_same_seed_identical_with_dropout(cli, tmp_path):
-    args = ["run", "digits", "--optimizers", "adam", "--seeds", "2", "--steps", "16", "--quiet", "--no-report",
-            "--no-eval", "--set", "train.jit_compile=false", "--fresh"]
-    assert cli(*args, "--out", tmp_path / "a").code == 0
-    assert cli(*args, "--out", tmp_path / "b").code == 0
-    a = read_values(only_run_dir(tmp_path / "a", "digits") / "runs/adam-seed2/metrics.csv")
-    b = read_values(only_run_dir(tmp_path / "b", "digits") / "runs/adam-seed2/metrics.csv")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -7,28 +7,50 @@ import json
 import pandas as pd
 from conftest import only_run_dir, read_values
 
-ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "30", "--quiet", "--no-report", "--fresh"]
+ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "30", "--quiet", "--no-report"]
 
 
-def _values(out):
-    run_dir = only_run_dir(out, "smoke")
-    return run_dir, {p.parent.name: read_values(p) for p in sorted(run_dir.glob("runs/*/metrics.csv"))}
+def _values(run_dir):
+    return {p.parent.name: read_values(p) for p in sorted(run_dir.glob("runs/*/metrics.csv"))}
 
 
-def test_jobs_2_equals_sequential_at_the_same_thread_count(cli, tmp_path):
-    assert cli(*ARGS, "--threads", "1", "--out", tmp_path / "seq").code == 0
+def test_jobs_2_retries_a_dead_worker_reports_a_lost_one_and_equals_sequential(cli, tmp_path, monkeypatch):
+    from faults import Die
+
+    from bench.execute import hooks
+    from bench.model.runtime import available_cores
+
+    threads = max(1, available_cores() // 2)
+    assert cli(*ARGS, "--threads", str(threads), "--out", tmp_path / "seq").code == 0
+    # adam-seed1's worker dies once (retried from its checkpoint); sgd-seed0's dies every time (reported)
+    once = tmp_path / "died-once"
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [Die("adam-seed1", str(once)), Die("sgd-seed0")])
+    r = cli(*ARGS, "--jobs", "2", "--out", tmp_path / "par")
+    assert r.code == 1
+    assert "1 run(s) failed: sgd-seed0 (worker process died (exit code 70))" in r.err and "bench run --resume" in r.err
+    run_dir = only_run_dir(tmp_path / "par", "smoke")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-failures" and m["runs"]["sgd-seed0"]["status"] == "failed"
+    assert {m["runs"][n]["status"] for n in ("sgd-seed1", "adam-seed0", "adam-seed1")} == {"finished"}
+    assert once.exists()  # its worker did die once ...
+    assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 30  # ... and the retry finished it
+    assert not list(run_dir.rglob(".fault*"))  # the test's fault left nothing in the run folder
+    # once the cause is gone, re-running the same command finishes the failed pair in the same folder
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [])
     r = cli(*ARGS, "--jobs", "2", "--out", tmp_path / "par")
     assert r.code == 0, r.err
-    seq_dir, seq = _values(tmp_path / "seq")
-    par_dir, par = _values(tmp_path / "par")
+    assert only_run_dir(tmp_path / "par", "smoke") == run_dir
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["machine"]["jobs"] == 2 and m["config"]["train"]["threads"] == threads
+    # and every value, losses and quality scores, is what one pair at a time gives at that thread count
+    seq_dir = only_run_dir(tmp_path / "seq", "smoke")
+    seq, par = _values(seq_dir), _values(run_dir)
     assert set(seq) == set(par) == {"sgd-seed0", "sgd-seed1", "adam-seed0", "adam-seed1"}
     for name in seq:
         pd.testing.assert_frame_equal(seq[name], par[name], check_exact=True)
         qa = pd.read_csv(seq_dir / "runs" / name / "quality.csv").drop(columns="eval_seconds")
-        qb = pd.read_csv(par_dir / "runs" / name / "quality.csv").drop(columns="eval_seconds")
+        qb = pd.read_csv(run_dir / "runs" / name / "quality.csv").drop(columns="eval_seconds")
         pd.testing.assert_frame_equal(qa, qb, check_exact=True)
-    m = json.loads((par_dir / "manifest.json").read_text())
-    assert m["status"] == "finished" and m["machine"]["jobs"] == 2 and m["config"]["train"]["threads"] == 1
 
 
 def test_jobs_never_oversubscribe(cli, tmp_path):
@@ -36,30 +58,3 @@ def test_jobs_never_oversubscribe(cli, tmp_path):
 
     r = cli(*ARGS, "--jobs", "2", "--threads", str(available_cores()), "--out", tmp_path)
     assert r.code == 2 and "oversubscribe" in r.err
-
-
-def test_a_dead_worker_is_retried_once_then_reported_not_lost(cli, tmp_path, monkeypatch):
-    from faults import Die
-
-    from bench.execute import hooks
-
-    # adam-seed1's worker dies once (retried from its checkpoint); sgd-seed0's dies every time (reported)
-    once = tmp_path / "died-once"
-    monkeypatch.setattr(hooks, "BEFORE_PAIR", [Die("adam-seed1", str(once)), Die("sgd-seed0")])
-    r = cli(*ARGS, "--jobs", "2", "--no-eval", "--out", tmp_path / "out")
-    assert r.code == 1
-    assert "1 run(s) failed: sgd-seed0 (worker process died (exit code 70))" in r.err and "bench run --resume" in r.err
-    run_dir = only_run_dir(tmp_path / "out", "smoke")
-    m = json.loads((run_dir / "manifest.json").read_text())
-    assert m["status"] == "finished-with-failures"
-    assert m["runs"]["sgd-seed0"]["status"] == "failed"
-    assert {m["runs"][n]["status"] for n in ("sgd-seed1", "adam-seed0", "adam-seed1")} == {"finished"}
-    assert once.exists()  # its worker did die once ...
-    assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 30  # ... and the retry finished it
-    assert not list(run_dir.rglob(".fault*"))  # the test's fault left nothing in the run folder
-    # once the cause is gone, re-running the same command finishes the failed pair in the same folder
-    monkeypatch.setattr(hooks, "BEFORE_PAIR", [])
-    r = cli(*ARGS[:-1], "--jobs", "2", "--no-eval", "--out", tmp_path / "out")
-    assert r.code == 0, r.err
-    assert only_run_dir(tmp_path / "out", "smoke") == run_dir
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"

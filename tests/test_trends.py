@@ -6,25 +6,19 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import only_run_dir
 from fakeruns import make_run
 
 from bench.analysis import trends
 
-SMOKE = ["run", "smoke", "--seeds", "0,1,2", "--steps", "40", "--quiet", "--no-report"]
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A smoke run, its baseline, and a run whose adam learning rate is 10x larger."""
+def runs(tmp_path_factory, golden):
+    """The golden smoke run, its baseline, and the golden run whose adam learning rate is 10x larger."""
     from bench.cli import main
 
     root = tmp_path_factory.mktemp("trends")
-    assert main([*SMOKE, "--out", str(root / "base")]) == 0
-    assert main([*SMOKE, "--optimizers", "sgd,rmsprop,adam:learning_rate=0.002", "--out", str(root / "fast")]) == 0
-    base = only_run_dir(root / "base", "smoke")
-    assert main(["baseline", str(base), "-o", str(root / "baseline.json")]) == 0
-    return {"base": base, "fast": only_run_dir(root / "fast", "smoke"), "baseline": root / "baseline.json", "root": root}
+    assert main(["baseline", str(golden["base"]), "-o", str(root / "baseline.json")]) == 0
+    return {"base": golden["base"], "fast": golden["fast"], "baseline": root / "baseline.json", "root": root}
 
 
 def test_baseline_file_is_small_and_complete(runs):

@@ -175,7 +175,7 @@ def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], j
                     slot.stop()
                     settle(pair, False, f"worker process died (exit code {code})" if code and code > 0
                            else f"worker process killed by signal {-(code or 0)}")
-                    if stop.requested() is None:
+                    if stop.requested() is None and queue:  # a new worker only if there is a pair for it
                         slots[i] = slot = _Slot(ctx, config, run_dir)
                 if slot.pair is None and queue and slot.proc.is_alive() and stop.requested() is None:
                     slot.give(queue.pop(0))

@@ -146,8 +146,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 def writer_alive(run_dir: Path) -> bool:
     """Whether a bench process holds ``run_dir``'s lock right now (a run in progress)."""
-    try:
-        with open(run_dir / ".lock", "a+") as f:
+    try:  # read-only: asking must not write into the folder (a committed fixture, a read-only share)
+        with open(run_dir / ".lock") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return False
     except BlockingIOError:
