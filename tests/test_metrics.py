@@ -138,11 +138,23 @@ def test_same_seed_same_values_different_seed_close(real):
     assert c["swd"] == pytest.approx(a["swd"], rel=0.25)
 
 
-def test_pyramid_levels_reconstruct_the_image(real):
-    levels = M.laplacian_pyramid(faces(size=(25, 25)).images[:4])
-    assert [lv.shape[1] for lv in levels] == [25, 13]
-    assert all(np.isfinite(lv).all() for lv in levels)
-    assert abs(levels[0].mean()) < 0.05  # band-pass level: about zero mean
+@pytest.mark.parametrize("size", [25, 24, 12])
+def test_pyramid_levels_reconstruct_the_image(size):
+    """Each level is the image minus its upsampled coarser version: adding the upsampled coarser level
+    back (scipy's own zoom) gives the image again, level by level up to the residual."""
+    from scipy import ndimage
+
+    images = faces(size=(size, size)).images[:4]
+    levels = M.laplacian_pyramid(images)
+    assert [lv.shape[1] for lv in levels] == {25: [25, 13], 24: [24, 12], 12: [12]}[size]
+    current = levels[-1].astype(np.float64)
+    for band in reversed(levels[:-1]):
+        up = ndimage.zoom(current, (1, band.shape[1] / current.shape[1], band.shape[2] / current.shape[2], 1),
+                          order=1, mode="nearest")
+        current = band + up
+    np.testing.assert_allclose(current, images, atol=1e-5)
+    if len(levels) > 1:
+        assert abs(levels[0].mean()) < 0.05 < levels[0].std()  # band-pass: about zero mean, not empty
 
 
 def test_a_run_writes_quality_csv_with_its_timing_kept_apart(golden):
@@ -190,3 +202,78 @@ def test_fid_from_local_weights(tmp_path):
     noise = score(np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32))["fid"]
     assert abs(same) < 1e-6 * max(noise, 1e-12) + 1e-9
     assert noise > 1000 * abs(same)
+
+
+def _naive_swd(real, fake, seed, per_image):
+    """SWD written out step by step in float64: scipy's zoom for the pyramid, one patch at a time, each set
+    normalised by its own statistics, both projected on the same directions."""
+    from scipy import ndimage
+
+    def pyramid(x):
+        levels, cur = [], x.astype(np.float64)
+        while min(cur.shape[1:3]) // 2 >= M.MIN_LEVEL:
+            small = ndimage.gaussian_filter(cur, sigma=(0, 1, 1, 0), mode="reflect")[:, ::2, ::2]
+            up = ndimage.zoom(small, (1, cur.shape[1] / small.shape[1], cur.shape[2] / small.shape[2], 1), order=1,
+                              mode="nearest")
+            levels.append(cur - up)
+            cur = small
+        return levels + [cur]
+
+    def descriptors(level, rng):
+        n, h, w, c = level.shape
+        ys = rng.integers(0, h - M.PATCH + 1, size=(n, per_image))
+        xs = rng.integers(0, w - M.PATCH + 1, size=(n, per_image))
+        patches = np.stack([level[i, y: y + M.PATCH, x: x + M.PATCH] for i in range(n)
+                            for y, x in zip(ys[i], xs[i], strict=True)])  # (n * p, 7, 7, c)
+        patches = (patches - patches.mean(axis=(0, 1, 2))) / (patches.std(axis=(0, 1, 2)) + 1e-8)
+        return patches.reshape(len(patches), -1)
+
+    out = {}
+    for i, (a, b) in enumerate(zip(pyramid(real), pyramid(fake), strict=True)):
+        da = descriptors(a, np.random.default_rng([seed, i]))
+        db = descriptors(b, np.random.default_rng([seed, i, 1]))
+        n = min(len(da), len(db))
+        rng = np.random.default_rng([seed, i, 2])
+        dists = []
+        for _ in range(M.SWD_REPEATS):
+            d = rng.standard_normal((da.shape[1], M.SWD_DIRECTIONS))
+            d /= np.sqrt((d ** 2).sum(axis=0))
+            dists.append(_naive_sw1(da[:n], db[:n], d))
+        out[f"swd_{a.shape[1]}px"] = 1e3 * np.mean(dists)
+    out["swd"] = np.mean(list(out.values()))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(12, 12, 1), (28, 28, 3)])
+def test_every_metric_equals_its_straightforward_definition(shape):
+    """The scorer computes everything about the real images once, in float32 where the estimators' own
+    noise is far larger: each metric still equals its definition within float32 tolerance."""
+    rng = np.random.default_rng(11)
+    train = rng.uniform(-1, 1, (40, *shape)).astype(np.float32)
+    fake = np.clip(train[rng.integers(0, 40, 48)] + rng.normal(0, 0.4, (48, *shape)), -1, 1).astype(np.float32)
+    ev = Evaluator(train, real_count=30, pca_dims=8, seed=5, patches_per_image=6)
+    got, _ = ev(fake)
+    want = _naive_swd(ev.real, fake, 5, 6)
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, rel=1e-5), name
+    feats_real, feats_fake = ev.pca(ev.real), ev.pca(fake)
+    assert got["fd_pca"] == pytest.approx(_naive_fd(feats_real, feats_fake), rel=1e-6)
+    assert got["kid_pca"] == pytest.approx(_naive_kid(feats_real, feats_fake), rel=1e-6, abs=1e-9)
+    fr, ff, ft = (x.reshape(len(x), -1).astype(np.float64) for x in (ev.real, fake, train))
+    radius = [sorted(np.linalg.norm(fr[i] - fr[j]) for j in range(len(fr)) if j != i)[M.KNN - 1] for i in range(len(fr))]
+    assert got["coverage"] == np.mean([min(np.linalg.norm(fr[i] - f) for f in ff) <= radius[i] for i in range(len(fr))])
+    nearest = [min(np.linalg.norm(f - t) for t in ft) for f in ff]
+    train_nn = np.median([min(np.linalg.norm(ft[i] - ft[j]) for j in range(len(ft)) if j != i) for i in range(len(ft))])
+    assert got["memorisation"] == pytest.approx(np.median(nearest) / train_nn, rel=1e-6)
+    div = np.mean([np.linalg.norm(ff[i] - ff[j]) for i in range(len(ff)) for j in range(i + 1, len(ff))])
+    real_div = np.mean([np.linalg.norm(fr[i] - fr[j]) for i in range(len(fr)) for j in range(i + 1, len(fr))])
+    assert got["diversity"] == pytest.approx(div / real_div, rel=1e-9)
+
+
+def test_scores_are_the_same_on_any_number_of_threads():
+    rng = np.random.default_rng(2)
+    train = rng.uniform(-1, 1, (60, 16, 16, 3)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (80, 16, 16, 3)).astype(np.float32)
+    one, _ = Evaluator(train, 50, 8, 3, threads=1)(fake)
+    four, _ = Evaluator(train, 50, 8, 3, threads=4)(fake)
+    assert one == four  # bit for bit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,48 +12,52 @@ from threadpoolctl import threadpool_limits
 from bench.core import streams
 from bench.core.config import Experiment
 from bench.quality.metrics import (
-    MIN_LEVEL,
     PCA,
+    SWD,
+    NearestTrain,
     coverage,
     frechet_distance,
     kernel_distance,
+    knn_radius,
     mean_pairwise,
     memorisation,
-    swd,
     train_nn_distance,
 )
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class Evaluator:
-    """Everything fixed per run (real subset, PCA, reference statistics); ``__call__`` scores samples."""
+    """Everything fixed per run (real subset, its pyramid and sorted SWD projections, PCA, nearest-neighbour
+    radii, training-set norms), computed once; ``__call__`` scores samples."""
 
-    def __init__(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int = 64):
+    def __init__(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int = 64,
+                 threads: int | None = None):
         with threadpool_limits(1):  # see __call__
-            self._setup(train, real_count, pca_dims, seed, patches_per_image)
+            self._setup(train, real_count, pca_dims, seed, patches_per_image, threads or _cores())
 
-    def _setup(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int) -> None:
+    def _setup(self, train: np.ndarray, real_count: int, pca_dims: int, seed: int, patches_per_image: int,
+               threads: int) -> None:
         rng = streams.rng(seed, streams.EVAL_REAL)
         pick = rng.choice(len(train), size=min(real_count, len(train)), replace=False)
         self.real = train[np.sort(pick)]
         self.train = train
         self.seed = seed
-        self.patches = patches_per_image
+        self.swd = SWD(self.real, seed, patches_per_image, threads) if self.real.ndim == 4 else None  # patches: images
         self.pca = PCA.fit(self.real, min(pca_dims, len(self.real) - 1, self.real[0].size))
         self.real_features = self.pca(self.real)
         self.real_diversity = mean_pairwise(self.real)
+        self.radius = knn_radius(self.real)
+        self.nearest_train = NearestTrain(train)
         self.train_nn = train_nn_distance(train, seed=seed)
         # more scorers (e.g. FID from local weights): (their metric names, fake images -> {metric: value})
         self.extras: list = []
 
     def names(self) -> list[str]:
         """Every metric one evaluation writes, in order (also when the samples are not finite)."""
-        out = []
-        if self.real.ndim == 4:  # SWD per pyramid level (named by its height), then their mean
-            h, w = self.real.shape[1:3]
-            while min(h, w) // 2 >= MIN_LEVEL:
-                out.append(f"swd_{h}px")
-                h, w = (h + 1) // 2, (w + 1) // 2
-            out += [f"swd_{h}px", "swd"]
+        out = list(self.swd.names) if self.swd is not None else []  # SWD per pyramid level, then their mean
         out += ["fd_pca", "kid_pca", "coverage", "diversity", "memorisation"]
         return out + [n for names, _ in self.extras for n in names]
 
@@ -70,13 +75,13 @@ class Evaluator:
 
     def _score(self, fake: np.ndarray) -> dict[str, float]:
         feats = self.pca(fake)
-        out = swd(self.real, fake, self.seed, self.patches) if self.real.ndim == 4 else {}  # patches need images
+        out = self.swd(fake) if self.swd is not None else {}
         out.update({
             "fd_pca": frechet_distance(self.real_features, feats),
             "kid_pca": kernel_distance(self.real_features, feats),
-            "coverage": coverage(self.real, fake),
+            "coverage": coverage(self.real, fake, radius=self.radius),
             "diversity": mean_pairwise(fake) / self.real_diversity,
-            "memorisation": memorisation(self.train, fake, self.train_nn),
+            "memorisation": memorisation(self.train, fake, self.train_nn, self.nearest_train),
         })
         for _, extra in self.extras:
             out.update(extra(fake))
