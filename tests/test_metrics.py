@@ -205,8 +205,9 @@ def test_fid_from_local_weights(tmp_path):
 
 
 def _naive_swd(real, fake, seed, per_image):
-    """SWD written out step by step in float64: scipy's zoom for the pyramid, one patch at a time, each set
-    normalised by its own statistics, both projected on the same directions."""
+    """SWD written out step by step in float64: scipy's zoom for the pyramid, one patch at a time, both sets
+    normalised by the real set's statistics, projected on the same directions; as many samples as real
+    images (the first ones)."""
     from scipy import ndimage
 
     def pyramid(x):
@@ -219,19 +220,18 @@ def _naive_swd(real, fake, seed, per_image):
             cur = small
         return levels + [cur]
 
-    def descriptors(level, rng):
+    def patches(level, rng):
         n, h, w, c = level.shape
         ys = rng.integers(0, h - M.PATCH + 1, size=(n, per_image))
         xs = rng.integers(0, w - M.PATCH + 1, size=(n, per_image))
-        patches = np.stack([level[i, y: y + M.PATCH, x: x + M.PATCH] for i in range(n)
-                            for y, x in zip(ys[i], xs[i], strict=True)])  # (n * p, 7, 7, c)
-        patches = (patches - patches.mean(axis=(0, 1, 2))) / (patches.std(axis=(0, 1, 2)) + 1e-8)
-        return patches.reshape(len(patches), -1)
+        return np.stack([level[i, y: y + M.PATCH, x: x + M.PATCH] for i in range(n)
+                         for y, x in zip(ys[i], xs[i], strict=True)])  # (n * p, 7, 7, c)
 
     out = {}
-    for i, (a, b) in enumerate(zip(pyramid(real), pyramid(fake), strict=True)):
-        da = descriptors(a, np.random.default_rng([seed, i]))
-        db = descriptors(b, np.random.default_rng([seed, i, 1]))
+    for i, (a, b) in enumerate(zip(pyramid(real), pyramid(fake[: len(real)]), strict=True)):
+        pa, pb = patches(a, np.random.default_rng([seed, i])), patches(b, np.random.default_rng([seed, i, 1]))
+        mean, std = pa.mean(axis=(0, 1, 2)), pa.std(axis=(0, 1, 2)) + 1e-8
+        da, db = (((p - mean) / std).reshape(len(p), -1) for p in (pa, pb))
         n = min(len(da), len(db))
         rng = np.random.default_rng([seed, i, 2])
         dists = []
@@ -277,3 +277,69 @@ def test_scores_are_the_same_on_any_number_of_threads():
     one, _ = Evaluator(train, 50, 8, 3, threads=1)(fake)
     four, _ = Evaluator(train, 50, 8, 3, threads=4)(fake)
     assert one == four  # bit for bit
+
+
+def _sanity_sets(images: np.ndarray, seed: int = 0):
+    """Reference real images, and test sets that get steadily worse: held-out real, blurred, real plus
+    strong noise, uniform noise; and collapse (one held-out image repeated)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    half = len(images) // 2
+    ref, held = images[order[:half]], images[order[half: 2 * half]]
+    return ref, {
+        "held-out real": held,
+        "blurred real": ndimage.gaussian_filter(held, (0, 1.5, 1.5, 0)),
+        "real + strong noise": np.clip(held + rng.normal(0, 0.5, held.shape), -1, 1).astype(np.float32),
+        "uniform noise": rng.uniform(-1, 1, held.shape).astype(np.float32),
+        "collapse": np.repeat(held[:1], len(held), axis=0),
+    }
+
+
+SANITY = ("held-out real", "blurred real", "real + strong noise", "uniform noise")
+
+
+@pytest.fixture(scope="module")
+def sanity_scores(tmp_path_factory):
+    """Every quality metric on the sanity sets, for the bundled faces and for CelebA-layout RGB images."""
+    from conftest import make_celeba_jpegs
+
+    from bench import data
+
+    folder = tmp_path_factory.mktemp("celeba") / "img_align_celeba"
+    make_celeba_jpegs(folder, 120, seed=4)
+    sources = {"faces": data.load(data.DataConfig(image_size=(25, 25))).images,
+               "celeba-layout": data.load(data.DataConfig(source="celeba", path=str(folder.parent), image_size=(28, 28),
+                                                          channels=3, crop=108), use_cache=False).images}
+    scores = {}
+    for name, images in sources.items():
+        ref, sets = _sanity_sets(images)
+        ev = Evaluator(ref, real_count=len(ref), pca_dims=16, seed=3)
+        scores[name] = {label: ev(x)[0] for label, x in sets.items()}
+    return scores
+
+
+def _ordering(s: dict, metric: str) -> tuple[bool, str]:
+    """Whether a metric passes the sanity suite on one source, and its values in order."""
+    sign = 1 if QUALITY[metric].goal == "min" else -1  # compare as lower-is-better
+    values = [sign * s[label][metric] for label in SANITY]
+    table = ", ".join(f"{label} {s[label][metric]:.4g}" for label in (*SANITY, "collapse"))
+    ordered = all(a < b for a, b in zip(values, values[1:], strict=False))
+    return ordered and sign * s["collapse"][metric] > values[0], table
+
+
+def test_the_metric_table_trusts_exactly_the_metrics_that_rank_bad_samples_below_real_ones(sanity_scores):
+    """A metric earns trust (the verdict's primary metric, the sweep's default criterion) only if it orders
+    held-out real < blurred < real plus strong noise < uniform noise and ranks a collapsed set (one image
+    repeated) worse than held-out real, on both sources. The table's ``sane`` flag must say what is measured."""
+    from bench.core.metric_table import PRIMARY
+
+    lines = []
+    for metric in (m for m in QUALITY if m != "fid"):  # FID needs weights the tests do not have
+        results = {source: _ordering(scores, metric) for source, scores in sanity_scores.items()}
+        passes = all(ok for ok, _ in results.values())
+        lines += [f"{metric:<13} {source:<14} {'pass' if ok else 'FAIL'}  {table}" for source, (ok, table) in results.items()]
+        assert passes == QUALITY[metric].sane, "\n".join(lines)
+    print("\n".join(lines))
+    assert QUALITY[PRIMARY].sane
