@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from bench.core import streams
 from bench.core.config import DataConfig
 from bench.core.errors import BenchError
+from bench.core.names import cache_dir
 from bench.core.schema import suggest
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -283,10 +284,6 @@ DATASETS: dict[str, tuple[Callable, str]] = {
 
 
 # ---------------------------------------------------------------------- cache
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
 
 
 def _cache_key(cfg: DataConfig, label: str) -> str:

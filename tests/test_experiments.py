@@ -87,15 +87,9 @@ def test_dropout_runs_are_deterministic_a_reseeded_trainer_equals_a_fresh_one_an
     ("quadratic2d", ["--steps", "60", "--set", "train.sample_every=30", "--set", "eval.every=30"], "D's feature layer"),
     ("digits", ["--optimizers", "adam", "--steps", "20", "--set", "train.sample_every=10", "--set", "eval.every=10",
                 "--set", "train.jit_compile=false"], "Samples over training"),
-    ("mnist", ["--optimizers", "adam", "--steps", "10", "--set", "train.sample_every=5", "--set", "eval.every=5",
-               "--set", "train.jit_compile=false", "--batch-size", "32"], "Samples over training"),
 ])
 def test_experiment_runs_and_reports(cli, tmp_path, experiment, extra, marker):
     args = ["run", experiment, "--seeds", "0", "--quiet", "--out", tmp_path / "r", "--reports", tmp_path / "rep", *extra]
-    if experiment == "mnist":
-        x = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
-        np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.zeros(300), x_test=x[:10], y_test=np.zeros(10))
-        args += ["--data", tmp_path / "mnist.npz"]
     r = cli(*args)
     assert r.code == 0, r.err
     run_dir = only_run_dir(tmp_path / "r", experiment)

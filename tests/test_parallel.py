@@ -7,7 +7,8 @@ import json
 import pandas as pd
 from conftest import only_run_dir, read_values
 
-ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "30", "--quiet", "--no-report"]
+ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "12", "--set", "train.sample_every=6",
+        "--set", "train.checkpoint_every=6", "--quiet", "--no-report"]
 
 
 def _values(run_dir):
@@ -33,7 +34,7 @@ def test_jobs_2_retries_a_dead_worker_reports_a_lost_one_and_equals_sequential(c
     assert m["status"] == "finished-with-failures" and m["runs"]["sgd-seed0"]["status"] == "failed"
     assert {m["runs"][n]["status"] for n in ("sgd-seed1", "adam-seed0", "adam-seed1")} == {"finished"}
     assert once.exists()  # its worker did die once ...
-    assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 30  # ... and the retry finished it
+    assert len(pd.read_csv(run_dir / "runs/adam-seed1/metrics.csv")) == 12  # ... and the retry finished it
     assert not list(run_dir.rglob(".fault*"))  # the test's fault left nothing in the run folder
     # once the cause is gone, re-running the same command finishes the failed pair in the same folder
     monkeypatch.setattr(hooks, "BEFORE_PAIR", [])

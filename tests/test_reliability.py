@@ -72,7 +72,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
 def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):
     from bench.store.files import atomic_write_json
 
-    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "40", "--quiet", "--out", tmp_path]
+    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "16", "--quiet", "--out", tmp_path]
     assert cli(*args).code == 0
     run_dir = only_run_dir(tmp_path, "smoke")
     # simulate a crash during adam: its status says running and its CSV lost its tail
@@ -114,11 +114,12 @@ def test_divergence_is_contained_and_recorded(cli, tmp_path):
     assert len(pd.read_csv(run_dir / "runs/adam-seed0/metrics.csv")) == 40
 
 
-def test_second_writer_on_a_run_folder_is_refused(cli, tmp_path):
+def test_second_writer_on_a_run_folder_is_refused(cli, tmp_path, golden):
     import fcntl
+    import shutil
 
-    assert cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "5", "--quiet", "--out", tmp_path).code == 0
-    run_dir = only_run_dir(tmp_path, "smoke")
+    run_dir = tmp_path / "run"
+    shutil.copytree(golden["base"], run_dir)
     before = (run_dir / "runs/adam-seed0/metrics.csv").read_bytes()
     with open(run_dir / ".lock", "a+") as f:  # what a live bench process holds (flock: per open file, also in-process)
         fcntl.flock(f, fcntl.LOCK_EX)

@@ -12,6 +12,7 @@ import traceback
 
 from bench.cli.parser import build_parser
 from bench.core.errors import BenchError, describe, one_line
+from bench.model.xla_cache import QUIET_TF
 
 
 def check_text(argv: list[str]) -> None:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)  # TensorFlow's C++ log lines
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     try:

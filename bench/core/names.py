@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
@@ -39,3 +41,8 @@ def now() -> str:
 def fmt_params(params: Mapping[str, Any]) -> str:
     """``key=value, ...`` with floats in their shortest form (tables, labels, console lines)."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def cache_dir() -> Path:
+    """bench's cache folder (decoded data sets, compiled steps): $BENCH_CACHE_DIR or ~/.cache/bench."""
+    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")

@@ -31,6 +31,8 @@ from bench.core.errors import describe
 from bench.core.names import run_name
 from bench.execute import hooks, stop
 from bench.execute.pair import PairRun
+from bench.model.step import warm_up
+from bench.model.xla_cache import QUIET_TF
 from bench.store.files import read_json
 from bench.store.layout import RunFiles
 
@@ -41,6 +43,8 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
                    on_done: Callable[[str, int, dict], None], quiet: bool) -> list[tuple[str, int, str]]:
     """Every pair in this process, one after the other, with every core; nothing fails "for good" here:
     an exception stops the run (the caller marks it)."""
+    if pairs:
+        warm_up(exp, images)
     for label, seed in pairs:
         if stop.requested() is not None:
             break  # asked to stop: the pairs not started stay unrecorded, and the run says how to resume
@@ -51,7 +55,7 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
 def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     """A long-lived worker: imports TensorFlow and loads the data once, then trains the pairs
     the parent sends, one at a time, answering ("done" | "error", label, seed, message)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)
     from bench import data
     from bench.core.config import experiment_from_dict
     from bench.model.runtime import configure_runtime
@@ -61,6 +65,7 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     configure_runtime(exp.train.threads)
     images = data.load(exp.data).images
     evaluator = make_evaluator(exp, images)
+    warm_up(exp, images)
     # SIGINT (a terminal's Ctrl-C reaches the whole group) or SIGTERM (forwarded by the parent): finish
     # the block, checkpoint, report the pair as interrupted; the parent decides when to stop at once
     with stop.graceful(hard_on_second=False, quiet=True):

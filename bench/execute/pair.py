@@ -24,6 +24,7 @@ from bench.core.errors import BenchError, describe
 from bench.core.metric_table import LOSSES
 from bench.core.names import now
 from bench.execute import stop
+from bench.model import xla_cache
 from bench.model.step import LoopResult, eval_latents, run_loop, sample_latents, trainer_for
 from bench.store.checkpoint import (
     Checkpoint,
@@ -288,6 +289,7 @@ class PairRun:
         if out.status == "interrupted":
             record.pop("finished")
         atomic_write_json(self.files.status, record)
+        xla_cache.publish()  # what this process compiled, for the next one (a worker, a resume, the next run)
         if out.status == "diverged":
             print(f"! {self.name} diverged at step {out.diverged_at} (non-finite loss); the other runs go on",
                   file=sys.stderr)

@@ -36,10 +36,13 @@ from bench.execute import hooks, stop
 from bench.execute.local import Tracker
 from bench.execute.pair import PairRun
 from bench.model.runtime import available_cores, versions
+from bench.model.step import warm_up
+from bench.model.xla_cache import QUIET_TF
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'bench[ray]' (or pip install ray)"
 VERSION_KEYS = ("bench", "tensorflow", "keras", "numpy")  # the bits depend on these
 _evaluators: dict = {}  # per Ray worker process: the scorer of each data set, built once
+_warmed: set = set()  # per Ray worker process: the experiments whose steps are traced (bench.model.step.warm_up)
 
 
 def import_ray():
@@ -111,6 +114,9 @@ def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: byt
     if exp.eval.enabled and key not in _evaluators:
         _evaluators[key] = make_evaluator(exp, images)
     evaluator = _evaluators.get(key)
+    if exp.identity() not in _warmed:  # once per Ray worker process: the steps' names, then the XLA cache
+        warm_up(exp, images)
+        _warmed.add(exp.identity())
     name = run_name(label, seed)
     snapshots: queue.Queue = queue.Queue()
 
@@ -213,7 +219,7 @@ def run_ray(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], jobs: 
     tracker = Tracker(run_dir, pairs, on_done, quiet)
     live: dict = {}  # streaming generator -> pair
     try:
-        env = {"BENCH_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}  # one worker pool per thread count
+        env = {"BENCH_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": QUIET_TF}  # one worker pool per thread count
         task = ray.remote(pair_task).options(num_cpus=threads, max_retries=0, runtime_env={"env_vars": env})
         images_ref = ray.put(images)
         config, driver_versions, task_hooks = exp.to_dict(), versions(), list(hooks.BEFORE_PAIR)

@@ -180,7 +180,9 @@ def build(spec: OptimizerSpec, network: str):
     cls = registry()[spec.name]
     params = spec.params_for(network)
     try:
-        return cls(**params)
+        # a fixed name: Keras would number instances (adam_1, adam_7, ...) by how many a process made, and
+        # the name reaches the compiled step, whose persistent-cache key must be the same in every process
+        return cls(**params, name=f"{network}_optimizer")
     except Exception as e:  # noqa: BLE001 - the constructor refusing the user's values, whatever it raises
         raise BenchError(f"optimizer '{spec.label}' ({spec.name}) with {params}: {first_line(e) or type(e).__name__}") from None
 

@@ -11,6 +11,7 @@ import importlib.metadata as md
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,9 @@ def configure_runtime(threads: int) -> dict:
 
     Bits change with the thread count, so the counts are part of a run's identity.
     """
+    from bench.model import xla_cache
+
+    xla_cache.enable()  # before the first XLA compile: TensorFlow reads its XLA flags then
     import tensorflow as tf
 
     intra = threads or available_cores()
@@ -37,9 +41,12 @@ def configure_runtime(threads: int) -> dict:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
-    except RuntimeError:  # runtime already started in this process (tests): keep what is set
-        intra = tf.config.threading.get_intra_op_parallelism_threads() or intra
-        inter = tf.config.threading.get_inter_op_parallelism_threads() or inter
+    except RuntimeError:  # TensorFlow already runs in this process (an API caller, tests): it keeps its threads
+        actual = tf.config.threading.get_intra_op_parallelism_threads() or available_cores()
+        if actual != intra:
+            print(f"bench: warning: TensorFlow already runs {actual} threads in this process; {intra} cannot apply "
+                  "(the values may differ from a fresh process's)", file=sys.stderr)
+        intra, inter = actual, tf.config.threading.get_inter_op_parallelism_threads() or inter
     tf.config.experimental.enable_op_determinism()
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":  # quiet unless --debug: e.g. the retracing notice
         tf.get_logger().setLevel("ERROR")  # when one process builds many trainers (sweeps) is expected

@@ -164,6 +164,16 @@ class GanTrainer:
         _, out = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), out), maximum_iterations=self.block)
         return out.stack()
 
+    def trace(self) -> str:
+        """Trace the compiled step now, for the block shapes ``run_block`` feeds it (no compile yet);
+        returns the traced function's name."""
+        tf, t, m = self._tf, self.exp.train, self.exp.model
+        half = t.batch_size // 2
+        return self._block.get_concrete_function(
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([self.block, half], tf.int32),
+            tf.TensorSpec([self.block, half, m.latent_dim], tf.float32),
+            tf.TensorSpec([self.block, t.batch_size, m.latent_dim], tf.float32)).name.decode()
+
     def run_block(self, first: int, n: int) -> np.ndarray:
         """Run iterations ``first .. first+n-1`` (1-based); return (n, len(STEP_METRICS)) float64 values."""
         t = self.exp.train
@@ -199,12 +209,10 @@ class GanTrainer:
         return [*self.generator.variables, *self.discriminator.variables, *self.g_opt.variables, *self.d_opt.variables]
 
     def state_names(self) -> list[str]:
-        """A name per state array that is the same in every process: Keras numbers optimizer instances
-        (adam_1, adam_3, ...) by how many a process made, so an optimizer's own prefix is replaced."""
+        """A name per state array, the same in every process."""
         nets = [f"generator/{v.path}" for v in self.generator.variables]
         nets += [f"discriminator/{v.path}" for v in self.discriminator.variables]
-        opts = [f"{net}_optimizer/{v.path.split('/', 1)[-1]}"
-                for net, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)) for v in opt.variables]
+        opts = [v.path for opt in (self.g_opt, self.d_opt) for v in opt.variables]  # named per network (optimizers.build)
         return nets + opts
 
     def get_state(self) -> list[np.ndarray]:
@@ -221,7 +229,7 @@ class GanTrainer:
 
 
 _TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for reuse across seeds
-_KEEP = 2
+_KEEP = 2  # at least; as many as an experiment has optimizers after warm_up()
 
 
 def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int,
@@ -248,6 +256,40 @@ def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: 
     while len(_TRAINERS) > _KEEP:
         _TRAINERS.popitem(last=False)
     return trainer
+
+
+def warm_up(exp: Experiment, images: np.ndarray) -> list[str]:
+    """Build and trace every optimizer's compiled step of ``exp``, in the experiment's order, before any
+    pair trains. TensorFlow names a traced function with a process-wide counter, and its persistent XLA
+    cache (bench.model.xla_cache) keys compiled steps by that name: traced in one fixed order, each step
+    gets the same name in every process (the next run, a resume, each --jobs worker, each Ray task), so
+    each process loads the steps another compiled instead of compiling them again. Returns their names."""
+    global _KEEP
+    if not exp.train.jit_compile:
+        return []  # nothing to load without XLA
+    _KEEP = max(_KEEP, len(exp.optimizers))
+    names = []
+    for spec in exp.optimizers:
+        trainer = trainer_for(exp, spec, images, exp.seeds[0])
+        _align_function_names()  # after the build: its first-time setup draws names differently per process
+        names.append(trainer.trace())
+    return names
+
+
+NAME_STRIDE = 1 << 20
+
+
+def _align_function_names(stride: int = NAME_STRIDE) -> None:
+    """Move TensorFlow's process-wide naming counter on to the next multiple of ``stride``: a process
+    that has done different work before (checked optimizers, loaded data) then traces the same steps
+    under the same names as any other. About 0.2 s; a no-op if TensorFlow's internals have changed."""
+    try:
+        from tensorflow.python.framework import ops
+    except ImportError:  # pragma: no cover - a TensorFlow without this module: names just differ
+        return
+    current = ops.uid()
+    for _ in range((-current - 1) % stride):
+        ops.uid()
 
 
 @dataclass

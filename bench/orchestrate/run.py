@@ -71,10 +71,10 @@ class Prepared:
 
 
 def prepare(exp: Experiment) -> Prepared:
+    runtime = configure_runtime(exp.train.threads)  # first: TensorFlow fixes its threads at its first op
     optimizers.validate(exp.optimizers)
     if exp.sweep:  # the file's search spaces, for the optimizers this experiment runs
         optimizers.check_sweep_space(exp.optimizers, parse_sweep(exp, "sweep", lenient=True), "sweep")
-    runtime = configure_runtime(exp.train.threads)
     dataset = data.load(exp.data)
     check_data_fits(exp, len(dataset.images))
     check_memory(exp, dataset.images.shape[1:])

@@ -1,8 +1,9 @@
 """A pair's checkpoints: every variable of G, D and both optimizers, named, with what they belong to.
 
-``checkpoint-000000500.npz`` holds the arrays ``a0 .. aN`` and a JSON ``meta``: the format, the step,
-the experiment identity, the optimizer label, the seed, the Keras version and each array's variable
-name and shape, so that a checkpoint is only ever loaded into the variables it came from. The newest
+``checkpoint-000000500.npz`` holds every array, concatenated per dtype (one read per dtype instead of
+one per variable), and a JSON ``meta``: the format, the step, the experiment identity, the optimizer
+label, the seed, the Keras version and each array's variable name, shape and dtype, so that a
+checkpoint is only ever loaded into the variables it came from. The newest
 two are kept: a new one is durable (written whole, fsynced, renamed) before an older one goes, so a
 kill during a write or a corrupt newest file falls back to the previous checkpoint.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from bench.store.files import atomic_write, writing
 
-FORMAT = 1
+FORMAT = 2
 KEEP = 2
 _NAME = re.compile(r"^checkpoint-(\d{9})\.npz$")
 
@@ -56,8 +57,12 @@ class Unreadable(Exception):
 def save_checkpoint(folder: Path, step: int, meta: dict, arrays: list[np.ndarray]) -> Path:
     """Write ``checkpoint-<step>.npz`` durably, then drop all but the newest KEEP checkpoints."""
     path = path_for(folder, step)
-    blob = json.dumps({**meta, "format": FORMAT, "step": step, "shapes": [list(a.shape) for a in arrays]})
-    atomic_write(path, lambda f: np.savez(f, meta=np.array(blob), **{f"a{i}": a for i, a in enumerate(arrays)}))
+    dtypes = [np.asarray(a).dtype.str for a in arrays]
+    blob = json.dumps({**meta, "format": FORMAT, "step": step, "shapes": [list(np.shape(a)) for a in arrays],
+                       "dtypes": dtypes})
+    flat = {f"d{dt}": np.concatenate([np.ravel(a) for a, d in zip(arrays, dtypes, strict=True) if d == dt])
+            for dt in dict.fromkeys(dtypes)}
+    atomic_write(path, lambda f: np.savez(f, meta=np.array(blob), **flat))
     with writing(folder):  # the rename itself is durable before anything older is removed
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -76,9 +81,19 @@ def read_checkpoint(path: Path) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            arrays = [z[f"a{i}"] for i in range(len(meta["shapes"]))]
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise Unreadable("not a bench checkpoint of this format")
+            flat = {dt: z[f"d{dt}"] for dt in dict.fromkeys(meta["dtypes"])}
+            arrays, used = [], dict.fromkeys(flat, 0)
+            for shape, dt in zip(meta["shapes"], meta["dtypes"], strict=True):
+                size = int(np.prod(shape))
+                arrays.append(flat[dt][used[dt]: used[dt] + size].reshape(shape))
+                used[dt] += size
+            if any(used[dt] != len(flat[dt]) for dt in flat) or any(a.size != np.prod(s) for a, s in
+                                                                    zip(arrays, meta["shapes"], strict=True)):
+                raise Unreadable("its arrays do not add up to the variables it lists")
+    except Unreadable:
+        raise
     except Exception as e:  # noqa: BLE001 - a damaged zip raises anything from BadZipFile to EOFError
         raise Unreadable(f"{type(e).__name__}: {e}".splitlines()[0]) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or [list(a.shape) for a in arrays] != meta["shapes"]:
-        raise Unreadable("not a bench checkpoint of this format")
     return Checkpoint(path, int(meta["step"]), meta, arrays)
