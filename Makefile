@@ -5,16 +5,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 
 .PHONY: run test lint bench clean browser trend
 
-$(STAMP): pyproject.toml
+# `make run` needs only bench's own dependencies; the test extras (Ray, MLflow, Chromium's driver,
+# Hypothesis...) are installed by the targets that use them.
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/bench run --optimizers sgd,rmsprop,adam
 
 # The report test drives Debian's Chromium; install it where apt works (as root), else that test

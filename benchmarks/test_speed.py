@@ -27,7 +27,6 @@ from bench.model.step import GanTrainer, step_inputs
 SHAPE = (28, 28, 3)
 ADAM = OptimizerSpec("adam", "adam", {"learning_rate": 2e-4, "beta_1": 0.5})
 TIMES: dict[str, float] = {}  # pytest-benchmark's median seconds per iteration, by loop
-LOOPS: dict[str, tuple] = {}    # (function running some iterations, iterations per call), by loop
 
 
 @pytest.fixture(scope="module")
@@ -41,29 +40,50 @@ def _experiment(jit: bool) -> Experiment:
                       train=TrainConfig(batch_size=32, jit_compile=jit), optimizers=(ADAM,))
 
 
-def _compiled(benchmark, images, jit: bool, key: str, per_call: int):
-    """Time one compiled call of ``per_call`` iterations; record the time per iteration."""
+def _compiled(images, jit: bool, per_call: int):
+    """A compiled step, compiled and warmed up: (a function running ``per_call`` iterations, per_call)."""
     trainer = GanTrainer(_experiment(jit), ADAM, images, seed=0)
     counter = iter(range(1, 10**9, per_call))
-    for _ in range(3):  # compile and warm up outside the measurement
+    for _ in range(3):  # compile and warm up outside any measurement
         trainer.run_block(next(counter), per_call)
+    return (lambda: trainer.run_block(next(counter), per_call)), per_call
+
+
+@pytest.fixture(scope="module")
+def loops(images):
+    """Every loop the benchmarks time, built once (and lazily: a benchmark run alone builds what it needs)."""
+    made: dict[str, tuple] = {}
+    builders = {"xla": lambda: _compiled(images, True, 8), "xla_single": lambda: _compiled(images, True, 1),
+                "graph": lambda: _compiled(images, False, 1),
+                "classic": lambda: _classic(images, d_trains=True),
+                "classic_literal": lambda: _classic(images, d_trains=False)}
+
+    def get(key: str) -> tuple:
+        if key not in made:
+            made[key] = builders[key]()
+        return made[key]
+
+    return get
+
+
+def _time(benchmark, loops, key: str, rounds: int) -> None:
+    run, per_call = loops(key)
     benchmark.extra_info["iterations_per_call"] = per_call
-    LOOPS[key] = (lambda: trainer.run_block(next(counter), per_call), per_call)
-    benchmark.pedantic(LOOPS[key][0], rounds=max(8, 64 // per_call), iterations=1, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
     TIMES[key] = benchmark.stats.stats.median / per_call
 
 
-def test_compiled_xla_8_iterations_per_call(benchmark, images):
+def test_compiled_xla_8_iterations_per_call(benchmark, loops):
     """How `bench run` trains: XLA, 8 iterations per compiled call (train.steps_per_call)."""
-    _compiled(benchmark, images, True, "xla", per_call=8)
+    _time(benchmark, loops, "xla", rounds=8)
 
 
-def test_compiled_xla_1_iteration_per_call(benchmark, images):
-    _compiled(benchmark, images, True, "xla_single", per_call=1)
+def test_compiled_xla_1_iteration_per_call(benchmark, loops):
+    _time(benchmark, loops, "xla_single", rounds=64)
 
 
-def test_compiled_graph_1_iteration_per_call(benchmark, images):
-    _compiled(benchmark, images, False, "graph", per_call=1)
+def test_compiled_graph_1_iteration_per_call(benchmark, loops):
+    _time(benchmark, loops, "graph", rounds=64)
 
 
 def _classic_loop(images, d_trains: bool):
@@ -111,28 +131,26 @@ def _classic_loop(images, d_trains: bool):
     return iteration, changed_by_one_iteration
 
 
-def _time_classic(benchmark, images, d_trains: bool, key: str):
+def _classic(images, d_trains: bool) -> tuple:
     iteration, changed = _classic_loop(images, d_trains)
     for _ in range(2):
         iteration()
     # the loop does what its name says: G always learns, D only where it is meant to
     assert changed() == {"generator": True, "discriminator": d_trains}
-    LOOPS[key] = (iteration, 1)
-    benchmark.pedantic(iteration, rounds=30, iterations=1, warmup_rounds=2)
-    TIMES[key] = benchmark.stats.stats.median
+    return iteration, 1
 
 
-def test_classic_keras_loop(benchmark, images):
+def test_classic_keras_loop(benchmark, loops):
     """The comparison point: the classic loop doing the same iteration as the compiled step."""
-    _time_classic(benchmark, images, d_trains=True, key="classic")
+    _time(benchmark, loops, "classic", rounds=30)
 
 
-def test_classic_keras_loop_tutorial_literal(benchmark, images):
+def test_classic_keras_loop_tutorial_literal(benchmark, loops):
     """For the record: the tutorial's order, literally; D never trains in Keras 3 (less work)."""
-    _time_classic(benchmark, images, d_trains=False, key="classic_literal")
+    _time(benchmark, loops, "classic_literal", rounds=30)
 
 
-def test_compiled_step_is_4x_faster_than_classic_loop(capsys):
+def test_compiled_step_is_4x_faster_than_classic_loop(capsys, loops):
     """The speed goal of the harness, on the loops built and timed above in this same run.
 
     A shared machine has slow spells of seconds, and the timings above are taken one after
@@ -140,9 +158,7 @@ def test_compiled_step_is_4x_faster_than_classic_loop(capsys):
     rounds of about a second (one compiled call of 8 iterations, two classic iterations of
     each kind): every round's ratios come from the same stretch of time; their median counts.
     """
-    if not {"xla", "classic", "classic_literal"} <= LOOPS.keys():
-        pytest.skip("needs the benchmarks above in the same run (run the whole module)")
-    compiled, per_call = LOOPS["xla"]
+    compiled, per_call = loops("xla")
     ratios: dict[str, list[float]] = {"classic": [], "classic_literal": []}
     for _ in range(12):
         t0 = time.perf_counter()
@@ -150,8 +166,8 @@ def test_compiled_step_is_4x_faster_than_classic_loop(capsys):
         step = (time.perf_counter() - t0) / per_call
         for key, series in ratios.items():
             t0 = time.perf_counter()
-            LOOPS[key][0]()
-            LOOPS[key][0]()
+            loops(key)[0]()
+            loops(key)[0]()
             series.append((time.perf_counter() - t0) / 2 / step)
     ratio, literal = (statistics.median(ratios[k]) for k in ("classic", "classic_literal"))
     ms = {k: f"{v * 1000:.1f} ms" for k, v in TIMES.items()}
@@ -162,10 +178,8 @@ def test_compiled_step_is_4x_faster_than_classic_loop(capsys):
     assert ratio >= 4.0
 
 
-def test_cached_data_load(benchmark, tmp_path_factory, monkeypatch_module=None):
+def test_cached_data_load(benchmark, tmp_path_factory, monkeypatch):
     """Loading 200 CelebA-layout JPEGs from the decode cache (the second and later runs)."""
-    import os
-
     from PIL import Image
 
     from bench import data
@@ -175,7 +189,7 @@ def test_cached_data_load(benchmark, tmp_path_factory, monkeypatch_module=None):
     rng = np.random.default_rng(0)
     for i in range(1, 201):
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(root / f"{i:06d}.jpg")
-    os.environ["BENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     cfg = DataConfig(source="celeba", path=str(root), image_size=(28, 28), channels=3, crop=108, limit=200)
     assert data.load(cfg).cache == "written"
     result = benchmark(data.load, cfg)

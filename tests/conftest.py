@@ -26,8 +26,8 @@ GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "smoke"
 
 @pytest.fixture(scope="session")
 def golden() -> dict[str, Path]:
-    """Two frozen real smoke runs (tests/data/make_golden.py): read them, never write into them."""
-    return {name: GOLDEN / name for name in ("base", "fast")}
+    """Three frozen real smoke runs (tests/data/make_golden.py): read them, never write into them."""
+    return {name: GOLDEN / name for name in ("base", "fast", "verdict")}
 
 
 @dataclass

@@ -15,8 +15,11 @@ from bench.store.layout import RunFiles
 
 def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, diverge: dict | None = None,
              cut_at: int | None = None, experiment="fake", run_id="20260101-000000", level: dict | None = None,
-             state="finished", sample_every=20, quality: bool = False) -> Path:
-    """A run folder with synthetic but plausible metrics; ``diverge={(opt, seed): step}``."""
+             state="finished", sample_every=20, quality=False, d_loss: dict | None = None) -> Path:
+    """A run folder with synthetic but plausible metrics; ``diverge={(opt, seed): step}``.
+
+    ``quality``: True for default scores, or ``quality(opt, seed, step) -> {metric: value}``; ``d_loss``:
+    {(opt, seed): value} sets both D losses of a pair (near 0: D wins outright)."""
     run_dir = root / experiment / run_id
     run_dir.mkdir(parents=True)
     diverge = diverge or {}
@@ -34,6 +37,8 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
             for step in range(1, stop + 1):
                 v = np.abs(rng.normal(0, 0.05, len(METRICS))) + base + 0.01 * seed
                 v[2] = 1.0 + base + 0.3 * math.sin(step / 10)
+                if d_loss and (opt, seed) in d_loss:
+                    v[0] = v[1] = d_loss[(opt, seed)]
                 status = "ok"
                 if (opt, seed) in diverge and step == stop:
                     v[:3] = [np.nan, np.inf, np.nan]
@@ -42,8 +47,10 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
                 if step % sample_every == 0 or step == 1:
                     images.save_images(files.samples, f"step_{step:06d}", rng.uniform(-1, 1, (9, 8, 8, 1)).astype(np.float32))
                     if qlog is not None:
-                        qlog.write(step, {"swd": 300 / step + i + seed, "fd_pca": 40 / step + i, "kid_pca": 2 / step,
-                                          "coverage": min(1.0, step / 100), "diversity": 0.9, "memorisation": 1.5}, 0.1)
+                        scores = quality(opt, seed, step) if callable(quality) else {
+                            "swd": 300 / step + i + seed, "fd_pca": 40 / step + i, "kid_pca": 2 / step,
+                            "coverage": min(1.0, step / 100), "diversity": 0.9, "memorisation": 1.5}
+                        qlog.write(step, scores, 0.1)
             log.close()
             if qlog is not None:
                 qlog.close()
@@ -67,3 +74,23 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
     }
     atomic_write_json(run_dir / "manifest.json", manifest)
     return run_dir
+
+
+def falling_swd(better: str | None = None, factor: float = 0.7, shift=None):
+    """SWD falling with training, the same for every optimizer except ``better`` (lower by ``factor``)."""
+    def scores(opt, seed, step):
+        base = 500 / (1 + step / 20) + 50 + 3 * seed + (shift(opt, seed) if shift else 0)
+        swd = base * (factor if opt == better and step > 1 else 1.0)
+        return {"swd": swd, "fd_pca": swd / 10, "kid_pca": swd / 1000, "coverage": 0.5, "diversity": 0.9,
+                "memorisation": 1.2}
+    return scores
+
+
+def two_experiments(root: Path) -> list[Path]:
+    """Finished fake runs of two experiments in which adam beats sgd in every seed (a leaderboard's input)."""
+    better = {"faces": "adam", "digits": "adam"}
+    runs = []
+    for experiment, steps in (("faces", 60), ("digits", 40)):
+        runs.append(make_run(root, optimizers=("sgd", "adam"), seeds=tuple(range(6)), steps=steps,
+                             experiment=experiment, quality=falling_swd(better=better[experiment])))
+    return runs

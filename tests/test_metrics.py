@@ -317,6 +317,7 @@ def sanity_scores(tmp_path_factory):
         ref, sets = _sanity_sets(images)
         ev = Evaluator(ref, real_count=len(ref), pca_dims=16, seed=3)
         scores[name] = {label: ev(x)[0] for label, x in sets.items()}
+        scores[name]["noise anchor"] = ev.noise_scores(len(ref))
     return scores
 
 
@@ -343,3 +344,12 @@ def test_the_metric_table_trusts_exactly_the_metrics_that_rank_bad_samples_below
         assert passes == QUALITY[metric].sane, "\n".join(lines)
     print("\n".join(lines))
     assert QUALITY[PRIMARY].sane
+
+
+def test_the_noise_that_normalised_scores_count_as_zero_ranks_below_real_and_damaged_images(sanity_scores):
+    for source, s in sanity_scores.items():
+        for metric in (m for m in QUALITY if QUALITY[m].sane):
+            anchor = s["noise anchor"][metric]
+            assert anchor > s["real + strong noise"][metric] > s["held-out real"][metric], (source, metric)
+            # the same kind of set as the suite's own uniform noise: within a fifth of its score
+            assert anchor == pytest.approx(s["uniform noise"][metric], rel=0.2), (source, metric)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fakeruns import make_run
+from fakeruns import make_run, two_experiments
 from PIL import Image
 
 from bench.report.run import build_report
@@ -169,5 +169,37 @@ def test_report_in_headless_chromium(tmp_path):
         browser.get((tmp_path / "reports/index.html").as_uri())
         assert browser.find_element("link text", "20260101-000000")
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        browser.quit()
+
+
+def test_verdict_and_leaderboard_in_headless_chromium(cli, tmp_path):
+    runs = two_experiments(tmp_path / "results")
+    for run in runs:
+        assert cli("report", run, "--reports", tmp_path / "reports").code == 0
+    browser = _browser()
+    shots = Path(os.environ.get("BENCH_SCREENSHOT_DIR", tmp_path))
+    try:
+        browser.get((tmp_path / "reports/faces/20260101-000000/index.html").as_uri())
+        verdict = browser.find_element("id", "verdict")
+        summary = browser.find_element("xpath", "//h2[normalize-space()='Summary']")
+        assert verdict.is_displayed() and verdict.location["y"] < summary.location["y"]  # the verdict comes first
+        items = [li.text for li in browser.find_elements("css selector", "ul.verdict li")]
+        assert items[0].startswith("adam beats sgd on SWD in 6 of 6 seeds")
+        assert browser.find_element("css selector", "img[alt='paired differences over training']").size["width"] > 300
+        assert browser.save_screenshot(str(shots / "verdict.png"))
+
+        browser.get((tmp_path / "reports/index.html").as_uri())
+        browser.find_element("link text", "Leaderboard").click()
+        assert browser.title.startswith("bench · leaderboard")
+        rows = [r.get_attribute("data-optimizer") for r in browser.find_elements("css selector", "tr[data-optimizer]")]
+        assert set(rows) == {"sgd", "adam"}
+        broken = browser.execute_script(
+            "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        assert broken == 0 and browser.execute_script("return document.images.length") >= 1
+        assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+        height = browser.execute_script("return document.body.scrollHeight")
+        browser.set_window_size(1400, min(height + 50, 4000))
+        assert browser.save_screenshot(str(shots / "leaderboard.png"))
     finally:
         browser.quit()

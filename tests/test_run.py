@@ -160,3 +160,19 @@ def test_help_explains_every_option(cli):
                 assert opt in text
             if action.dest != "help":
                 assert action.help, f"bench {name}: {action.dest} has no help"
+
+
+def test_several_experiments_in_one_command_are_all_checked_before_any_trains(cli, tmp_path):
+    r = cli("run", "smoke", "no-such-experiment", "--out", tmp_path / "r", "--reports", tmp_path / "rep")
+    assert r.code == 2 and "no-such-experiment" in r.err and not (tmp_path / "r").exists()
+    r = cli("run", "smoke", "quadratic2d", "--steps", "4", "--seeds", "0", "--optimizers", "sgd", "--no-eval", "--quiet",
+            "--out", tmp_path / "r", "--reports", tmp_path / "rep")
+    assert r.code == 0, r.err
+    for name in ("smoke", "quadratic2d"):
+        run = only_run_dir(tmp_path / "r", name)
+        assert json.loads((run / "manifest.json").read_text())["experiment"] == name
+        assert len(pd.read_csv(run / "runs/sgd-seed0/metrics.csv")) == 4
+    index = (tmp_path / "rep/index.html").read_text()
+    assert 'href="smoke/' in index and 'href="quadratic2d/' in index
+    r = cli("run", "smoke", "quadratic2d", "--resume", tmp_path / "r")
+    assert r.code == 2 and "--resume continues one run folder" in r.err

@@ -41,3 +41,64 @@ def final_mean(df: pd.DataFrame, column: str, steps_total: int) -> float:
     ok = df[df.status == "ok"]
     win = final_window(ok, steps_total) if len(ok) else ok
     return float(win[column].mean()) if len(win) else math.nan
+
+
+# ------------------------------------------------------------------ paired inference over seeds
+#
+# Every comparison here is paired: seed s fixes the initial weights, the batches and the latents of both
+# optimizers, so the unit of resampling and of permutation is the seed, and d_s = score(A, s) - score(B, s).
+
+EXACT_MAX = 16  # exact sign-flip test up to 2^16 patterns; Monte Carlo beyond
+MONTE_CARLO = 20_000
+
+
+def sign_flip_p(d: np.ndarray, rng: np.random.Generator | None = None) -> float:
+    """Two-sided p of "no difference" for paired differences: under it each d_s is as likely +d_s as -d_s,
+    so p is the share of the 2^n sign patterns whose |mean| is at least the observed one (exact up to
+    EXACT_MAX seeds, then a Monte Carlo estimate with the (count + 1) / (draws + 1) correction). All-zero
+    differences give p = 1."""
+    d = np.asarray(d, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return 1.0
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # sums in another order: equal up to rounding
+    if n <= EXACT_MAX:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # every pattern, one per row
+        return float((np.abs(signs @ d) / n >= observed - tol).mean())
+    rng = rng or np.random.default_rng(0)
+    signs = rng.choice([-1.0, 1.0], size=(MONTE_CARLO, n))
+    hits = int((np.abs(signs @ d) / n >= observed - tol).sum())
+    return (hits + 1) / (MONTE_CARLO + 1)
+
+
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p the sign-flip test can give with n seeds: both all-same-sign patterns."""
+    return 2 / 2 ** n if n <= EXACT_MAX else 1 / (MONTE_CARLO + 1)
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjustment: sorted ascending, p_(i) -> max over j <= i of min(1, (m - j + 1) p_(j))."""
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def bootstrap(values: np.ndarray, statistic, reps: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over resamples of the seeds (rows of ``values``), drawn from
+    numpy.random.default_rng(seed): the same rows for every column, which keeps paired data paired.
+    ``statistic`` maps an array of resampled rows (reps, n, ...) to reps values."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return (math.nan, math.nan)
+    index = np.random.default_rng(seed).integers(0, n, size=(reps, n))
+    stats = statistic(values[index])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return (float(low), float(high))

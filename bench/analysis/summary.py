@@ -34,6 +34,16 @@ def d_wins_step(df: pd.DataFrame, steps_total: int) -> int | None:
     return int(df.step.iloc[hit[0]] - window + 1) if len(hit) else None
 
 
+def d_wins_at_end(df: pd.DataFrame, steps_total: int) -> bool:
+    """Whether D still wins outright over the last D_WINS_FRACTION of the run (an early spell that G
+    recovers from is normal; one that lasts to the end is a failed run)."""
+    window = max(5, int(steps_total * D_WINS_FRACTION))
+    if len(df) < window:
+        return False
+    tail = df.iloc[-window:]
+    return bool(((tail.d_loss_real + tail.d_loss_fake) / 2).mean() < D_WINS_LOSS)
+
+
 def diversity(data: RunData, label: str, seed: int) -> pd.DataFrame:
     """Sample diversity over training: from quality.csv when the run scored quality, else from the
     saved sample grids (mean pairwise distance relative to the real reference grid)."""

@@ -9,12 +9,13 @@ from pathlib import Path
 from bench.core.errors import describe
 
 
-def request(args):
-    """The parsed `bench run` / `bench sweep` options as the orchestrator's request."""
+def request(args, experiment: str | None):
+    """The parsed `bench run` / `bench sweep` options as the orchestrator's request for one experiment
+    (None: the default one, or the --resume folder's)."""
     from bench.orchestrate.request import Request
 
     return Request(
-        experiment=args.experiment, optimizers=args.optimizers, seeds=args.seeds, steps=args.steps,
+        experiment=experiment, optimizers=args.optimizers, seeds=args.seeds, steps=args.steps,
         batch_size=args.batch_size, data=args.data, dataset=args.dataset, limit=args.limit, threads=args.threads,
         xla=args.xla, sets=tuple(args.set), no_eval=args.no_eval, fid_weights=args.fid_weights, out=args.out,
         reports=None if args.no_report else args.reports, resume=args.resume, fresh=args.fresh, quiet=args.quiet,
@@ -31,22 +32,50 @@ def _quietly(build, folder: Path, reports: Path, what: str) -> None:
 
 def cmd_run(args) -> int:
     from bench.analysis.summary import console_summary
-    from bench.orchestrate.commands import run
+    from bench.core.errors import BenchError
+    from bench.orchestrate.commands import run_many
     from bench.report.run import build_report
 
-    req = request(args)
+    experiments = args.experiment or [None]
+    if len(experiments) > 1 and args.resume is not None:
+        raise BenchError("--resume continues one run folder; give no experiment names beside it")
+    reqs = [request(args, e) for e in experiments]
 
     def report(folder: Path) -> None:  # also for an interrupted run: a report of what exists
-        if req.reports is not None and any(folder.glob("runs/*/metrics.csv")):
-            _quietly(build_report, folder, req.reports, "run")
+        if reqs[0].reports is not None and any(folder.glob("runs/*/metrics.csv")):
+            _quietly(build_report, folder, reqs[0].reports, "run")
 
-    run_dir, manifest = run(req, after=report)
-    print(console_summary(run_dir))
-    failed = [f"{name} ({rec.get('error')})" for name, rec in manifest["runs"].items() if rec["status"] == "failed"]
-    if failed:
-        print(f"bench: error: {len(failed)} run(s) failed: {'; '.join(failed)}; "
-              f"retry them with: bench run --resume {run_dir}", file=sys.stderr)
-        return 1
+    code = 0
+    for run_dir, manifest in run_many(reqs, after=report):
+        print(console_summary(run_dir))
+        _print_verdict(run_dir)
+        failed = [f"{name} ({rec.get('error')})" for name, rec in manifest["runs"].items() if rec["status"] == "failed"]
+        if failed:
+            print(f"bench: error: {len(failed)} run(s) failed: {'; '.join(failed)}; "
+                  f"retry them with: bench run --resume {run_dir}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _print_verdict(run_dir: Path) -> None:
+    """The primary metric's verdict under the loss table (the report has every comparison)."""
+    from bench.analysis.verdict import config_of, verdict
+    from bench.store.load import load_run
+
+    data = load_run(run_dir)
+    v = verdict(data, config_of(data.manifest))
+    print(f"\nverdict ({len(v.seeds)} seeds, primary {v.primary or 'none'}; bench compare {run_dir} for every metric):")
+    print("\n".join(f"  {s}" for s in v.sentences))
+
+
+def cmd_compare(args) -> int:
+    from bench.analysis.compare import compare, text
+    from bench.store.files import atomic_write_json
+
+    result = compare(args.run_dirs, args.primary, args.reference, args.alpha)
+    print(text(result))
+    if args.json:
+        atomic_write_json(args.json, {k: v for k, v in result.items() if k != "objects"})
     return 0
 
 
@@ -55,7 +84,7 @@ def cmd_sweep(args) -> int:
     from bench.orchestrate.sweep import summary_text
     from bench.report.sweep import build_sweep_report
 
-    req = request(args)
+    req = request(args, args.experiment)
     after = None if req.reports is None else (lambda folder: _quietly(build_sweep_report, folder, req.reports, "sweep"))
     sweep_dir, record = sweep(req, after=after)
     print(summary_text(record))
@@ -108,4 +137,4 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check,
-            "list": cmd_list}
+            "compare": cmd_compare, "list": cmd_list}

@@ -26,6 +26,16 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 0.5], got {text!r}") from None
+    if not 0 < v <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 0.5], got {v}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -53,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the same GAN once per (optimizer, seed), everything else fixed, and write "
                                    "results/<experiment>/<run-id>/. Options override the experiment file; the effective "
                                    "configuration is saved with the run.")
-    _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints")
+    _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints", several=True)
     r.set_defaults(func="run")
 
     sw = sub.add_parser("sweep", help="tune each optimizer with the same budget, then compare tuned with default",
@@ -73,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "folder below RESULTS_DIR) and refresh reports/index.html. Works on runs that are "
                                     "still going or were cut short.")
     rp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a run folder, or a folder holding run folders")
-    rp.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="reports folder (default: reports/)")
+    rp.add_argument("--out", "--reports", dest="out", type=Path, default=Path("reports"), metavar="DIR",
+                    help="reports folder (default: reports/; --reports as in bench run)")
     rp.set_defaults(func="report")
 
     b = sub.add_parser("baseline", help="condense a finished run into a small baseline file for `bench check`",
@@ -103,14 +114,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--failures-only", action="store_true", help="print only the rows that failed")
     c.set_defaults(func="check")
 
+    cp = sub.add_parser("compare", help="which optimizer is better, by how much, how sure and how fast",
+                        description="The paired verdict of finished runs: every optimizer pair on every metric (exact "
+                                    "sign-flip test, Holm over the pairs of each metric, bootstrap intervals over seeds), "
+                                    "time to target, divergence. Runs of one experiment are compared together on their "
+                                    "common seeds; runs of two or more experiments sharing optimizers add a leaderboard "
+                                    "(performance profile, interquartile mean, probability of improvement). Exit 0 when "
+                                    "the verdict was computed, 2 on unusable input.")
+    cp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="finished run folders")
+    cp.add_argument("--json", type=Path, metavar="FILE", help="also write the verdicts (and leaderboard) as JSON")
+    cp.add_argument("--primary", metavar="METRIC", default="",
+                    help="the confirmatory metric, e.g. swd or fd_pca.best (default: the experiment's [compare] "
+                         "primary, else swd)")
+    cp.add_argument("--reference", metavar="LABEL", default="",
+                    help="the optimizer whose median best primary value is the time-to-target target (default: the "
+                         "experiment's [compare] reference, else the first optimizer)")
+    cp.add_argument("--alpha", type=_probability, default=None, metavar="A",
+                    help="significance level (default: the experiment's [compare] alpha, else 0.05)")
+    cp.set_defaults(func="compare")
+
     ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
     ls.set_defaults(func="list")
     return p
 
 
-def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str) -> None:
+def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str, several: bool = False) -> None:
     """The options `bench run` and `bench sweep` share: what to train, where, and on which executor."""
-    r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; default: faces")
+    if several:
+        r.add_argument("experiment", nargs="*", help="experiment names (see `bench list`) or paths to TOML files, run "
+                                                     "one after another, each into its own run folder; default: faces")
+    else:
+        r.add_argument("experiment", nargs="?", help="experiment name (see `bench list`) or path to a TOML file; "
+                                                     "default: faces")
     r.add_argument("--optimizers", metavar="SPEC",
                    help='comma-separated optimizers, each optionally with hyper-parameters: '
                         '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '

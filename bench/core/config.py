@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError, first_line
+from bench.core.metric_table import comparable_metrics, metric_key
 from bench.core.names import check_plain_name
 from bench.core.schema import build, coerce, positive, suggest
 from bench.core.sweep_table import parse_sweep
@@ -81,6 +82,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """How the run's verdict compares its optimizers (bench.analysis.verdict); it changes no trained value."""
+
+    primary: str = ""  # the confirmatory metric; "" = the table's default (SWD), or the first sane one scored
+    reference: str = ""  # the optimizer whose median best primary value is the time-to-target target; "" = the first
+    target: float | None = None  # a declared target instead
+    alpha: float = 0.05  # significance level (Holm-adjusted over the optimizer pairs of each metric)
+    margins: Mapping[str, float] = field(default_factory=dict)  # equivalence margins by metric (default: the table's)
+    reps: int = 10_000  # bootstrap resamples of the seeds
+    seed: int = 0  # the bootstrap's random stream
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """One optimizer entry: ``label`` names the run, ``name`` the Keras class."""
 
@@ -104,6 +118,7 @@ class Experiment:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     optimizers: tuple[OptimizerSpec, ...] = ()
     # [sweep]: the search spaces of `bench sweep` (bench.core.sweep_table validates it). Not part of to_dict():
     # a run's configuration is what it trained with; a sweep records its own table in sweep.json.
@@ -129,7 +144,7 @@ class Experiment:
         d = self.to_dict()
         for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call"):
             d["train"].pop(k)
-        for k in ("name", "description", "seeds", "eval"):  # eval scores runs, it does not change them
+        for k in ("name", "description", "seeds", "eval", "compare"):  # they score runs, they do not change them
             d.pop(k)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -231,6 +246,27 @@ def _check(exp: Experiment) -> None:
         raise BenchError(f"seeds: each seed once, got {list(exp.seeds)}")
     if not exp.optimizers:
         raise BenchError("no optimizers: list them under [optimizers.NAME] or pass --optimizers")
+    _check_compare(exp.compare)
+
+
+def _check_compare(c: CompareConfig) -> None:
+    if not 0 < c.alpha <= 0.5:
+        raise BenchError(f"compare.alpha must be in (0, 0.5], got {c.alpha}")
+    if not 100 <= c.reps <= 1_000_000:
+        raise BenchError(f"compare.reps must be between 100 and 1,000,000 bootstrap resamples, got {c.reps}")
+    positive("compare.seed", c.seed, allow_zero=True)
+    _at_most("compare.seed", c.seed, "data.seed")
+    valid = comparable_metrics()
+    if c.primary and metric_key(c.primary) not in valid:
+        raise BenchError(f"compare.primary: unknown metric '{c.primary}'{suggest(c.primary, valid)}; "
+                         f"known: {', '.join(valid)}")
+    if not isinstance(c.margins, Mapping):
+        raise BenchError(f"compare.margins: expected a table like {{ swd = 0.05 }}, got {c.margins!r}")
+    for key, value in c.margins.items():
+        if metric_key(key) not in valid:
+            raise BenchError(f"compare.margins: unknown metric '{key}'{suggest(key, valid)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
+            raise BenchError(f"compare.margins.{key}: expected a number >= 0, got {value!r}")
 
 
 _OPT_RESERVED = ("type", "generator", "discriminator")
@@ -257,7 +293,8 @@ def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
 
 def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
     """Validate a parsed TOML/JSON document into an :class:`Experiment`."""
-    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig,
+                "compare": CompareConfig}
     top = {"name", "description", "seeds", "optimizers", "sweep", *sections}
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():

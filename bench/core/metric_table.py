@@ -36,6 +36,8 @@ class Metric:
     # uniform noise, and one image repeated worse than held-out real. Only such a metric may be a
     # verdict's primary metric or a sweep's default criterion.
     sane: bool = False
+    ideal: float = 0.0  # the best possible value (normalised scores measure the way from the untrained G to it)
+    margin: float = 0.05  # equivalence margin of a verdict: relative (a ratio) for positive metrics, else absolute
 
     @property
     def arrow(self) -> str:
@@ -47,10 +49,11 @@ QUALITY: dict[str, Metric] = {m.name: m for m in (
     Metric("swd", "SWD, Laplacian patches (x1e3) ↓", "SWD ↓", 1, "min", positive=True, column=True, trend=True,
            sane=True),
     Metric("fd_pca", "Frechet distance, PCA ↓", "FD-PCA ↓", 2, "min", positive=True, column=True, trend=True),
-    Metric("kid_pca", "kernel distance, PCA ↓", "KID-PCA ↓", 3, "min", column=True, trend=True),  # unbiased: may be < 0
-    Metric("coverage", "coverage of real images ↑", "coverage ↑", 2, "max", column=True, trend=True),
-    Metric("diversity", "diversity / real", "diversity ↑", 2, "max"),
-    Metric("memorisation", "NN distance to training / typical", "memorisation ↑", 2, "max", trend=True),
+    Metric("kid_pca", "kernel distance, PCA ↓", "KID-PCA ↓", 3, "min", column=True, trend=True,  # unbiased: may be < 0
+           margin=0.01),
+    Metric("coverage", "coverage of real images ↑", "coverage ↑", 2, "max", column=True, trend=True, ideal=1.0),
+    Metric("diversity", "diversity / real", "diversity ↑", 2, "max", ideal=1.0),
+    Metric("memorisation", "NN distance to training / typical", "memorisation ↑", 2, "max", trend=True, ideal=1.0),
     Metric("fid", "FID (InceptionV3, local weights) ↓", "FID ↓", 1, "min", positive=True, column=True, trend=True),
 )}
 TABLE_COLUMNS = tuple(m.name for m in QUALITY.values() if m.column)
@@ -61,3 +64,16 @@ TREND_METRICS = tuple(m.name for m in QUALITY.values() if m.trend)
 QUARTERS = 4
 LOSS_SUMMARIES = (*(f"w{q + 1}" for q in range(QUARTERS)), "final", "slope")
 PRIMARY = "swd"  # the default primary metric: the sane one (FD-PCA and KID-PCA rank blur below strong noise)
+
+# A verdict compares each quality metric's final value (mean of its last evaluations) and its best over
+# training, and each loss's final-window mean (no direction: higher or lower, not better or worse).
+LOSS_MARGIN = 0.02  # equivalence margin of the final-window losses (absolute, in nats)
+
+
+def comparable_metrics() -> list[str]:
+    return [f"{m}.{kind}" for m in QUALITY for kind in ("final", "best")] + [f"{loss}.final" for loss in LOSSES]
+
+
+def metric_key(name: str) -> str:
+    """``swd`` -> ``swd.final``: a metric named alone means its final value."""
+    return name if "." in name else f"{name}.final"

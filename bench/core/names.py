@@ -15,6 +15,7 @@ from bench.core.errors import BenchError
 MANIFEST = "manifest.json"
 SWEEP_FILE = "sweep.json"
 REPORT_META = "report.json"
+VERDICT_FILE = "verdict.json"  # beside a run's report: the verdict as data (bench compare --json writes the same)
 TUNED = ".tuned"  # label suffix of an optimizer's best setting in a sweep's final phase
 
 # A name that becomes a folder under --out or --reports: a plain name, never a path.

@@ -13,6 +13,7 @@ SAMPLE_LATENTS = 0x5A  # the fixed latents of the sample grids (train.sample_see
 EVAL_LATENTS = 0xB4  # the fixed latent bank the quality metrics score (eval.seed)
 REAL_GRID = 0x8E  # the real images shown beside the samples (train.sample_seed)
 EVAL_REAL = 0xE7  # the real images the quality metrics compare with (eval.seed)
+EVAL_NOISE = 0x4F  # the uniform noise scored once per run as normalised scores' zero (eval.seed)
 QUADRATIC = 0x2D  # the points of the 2-D toy (data.seed)
 
 

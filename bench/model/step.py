@@ -83,7 +83,9 @@ class GanTrainer:
         self._tf = tf
         self.block = exp.train.steps_per_call
         self._block = tf.function(self._train_block, jit_compile=exp.train.jit_compile)
-        self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False)
+        # any batch size: the sample grid's and the evaluation bank's latents share one trace
+        self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False,
+                                     input_signature=[tf.TensorSpec([None, exp.model.latent_dim], tf.float32)])
         feats = self.discriminator.get_layer("features").output
         self._d_features = keras.Model(self.discriminator.input, feats)  # shares D's weights
 

@@ -40,6 +40,16 @@ def run(req: Request, after: Callable[[Path], None] | None = None) -> tuple[Path
     return start_or_resume(req, RUN, after)
 
 
+def run_many(reqs: list[Request], after: Callable[[Path], None] | None = None) -> list[tuple[Path, dict]]:
+    """Several experiments one after another, each into its own run folder; every experiment, data set and
+    optimizer is checked before the first one trains."""
+    if len(reqs) == 1:  # one experiment (or --resume, whose experiment is the folder's): the plain path
+        return [run(reqs[0], after)]
+    exps = [resolve_experiment(r) for r in reqs]
+    ready = [R.prepare(e) for e in exps]
+    return [start_or_resume(r, RUN, after, (e, None), p) for r, e, p in zip(reqs, exps, ready, strict=True)]
+
+
 def sweep(req: Request, after: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
     """Both phases of the requested experiment's sweep; returns the folder and sweep.json's record."""
     return start_or_resume(req, SWEEP, after)

@@ -97,9 +97,14 @@ def experiment_from_manifest(manifest: dict, run_dir: Path) -> Experiment:
     return experiment_from_dict(manifest["config"], f"{run_dir}/{MANIFEST}")
 
 
+def trained_config(config: dict) -> dict:
+    """A configuration without its [compare] table: how a run is judged does not make it another run."""
+    return {k: v for k, v in (config or {}).items() if k != "compare"}
+
+
 def is_resumable(manifest: dict, exp: Experiment) -> bool:
     """A run folder that repeating the same command continues: identical configuration, not finished."""
-    return manifest.get("config") == exp.to_dict() and manifest.get("status") in RESUMABLE
+    return trained_config(manifest.get("config")) == trained_config(exp.to_dict()) and manifest.get("status") in RESUMABLE
 
 
 # ------------------------------------------------------------------ one run folder
@@ -138,16 +143,15 @@ def _evaluator(exp: Experiment, images: np.ndarray, opts: RunOptions, manifest: 
     """This process's quality scorer; workers of other executors build their own."""
     if not exp.eval.enabled:
         return None
-    if opts.jobs == 1 and opts.executor == "local":
-        t0 = time.perf_counter()
-        evaluator = make_evaluator(exp, images)
-        say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images "
-            f"(set-up {time.perf_counter() - t0:.1f} s)")
-        manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
-                            "setup_seconds": round(time.perf_counter() - t0, 3)}
-        return evaluator
-    manifest["eval"] = {"samples": exp.eval.samples, "real_images": min(exp.eval.real, len(images))}
-    return None
+    # Built here under every executor: its noise scores (one evaluation) anchor the run's normalised
+    # scores; workers of other executors build their own for training.
+    t0 = time.perf_counter()
+    evaluator = make_evaluator(exp, images)
+    setup = time.perf_counter() - t0
+    say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images (set-up {setup:.1f} s)")
+    manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
+                        "setup_seconds": round(setup, 3), "noise": evaluator.noise_scores(exp.eval.samples)}
+    return evaluator if opts.jobs == 1 and opts.executor == "local" else None
 
 
 def _final_status(states: list[str], complete: bool, interrupted: bool) -> str:

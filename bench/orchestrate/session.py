@@ -40,8 +40,10 @@ class Kind:
     execute: Callable[[Experiment, Any, Path, RunOptions, Prepared, dict | None], Any]
 
 
-def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | None = None) -> tuple[Path, Any]:
+def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | None = None,
+                    resolved: tuple[Experiment, Any] | None = None, prepared: Prepared | None = None) -> tuple[Path, Any]:
     """Run ``kind`` for ``req``; ``after(folder)`` runs at the end even on failure (the report).
+    ``resolved`` / ``prepared``: done already (several experiments, all checked before the first runs).
     Returns the folder and what ``kind.execute`` returned."""
     opts = run_options(req)
     record = None
@@ -52,8 +54,8 @@ def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | No
         exp, extra = kind.from_record(record, folder)
         check_same_experiment(req, exp, folder, kind.what)
     else:
-        exp, extra = kind.resolve(req)
-    prepared = prepare(exp)  # every check that can fail runs before anything is written
+        exp, extra = resolved or kind.resolve(req)
+    prepared = prepared or prepare(exp)  # every check that can fail runs before anything is written
     ensure_writable(req.out if req.resume is None else folder)
     if req.resume is None:
         folder = None if req.fresh else newest_unfinished(

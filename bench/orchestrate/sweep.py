@@ -29,7 +29,7 @@ from bench.core.names import MANIFEST, SWEEP_FILE, TUNED, fmt_params, now
 from bench.core.sweep_table import SweepConfig, parse_sweep
 from bench.model.optimizers import validate, with_params
 from bench.orchestrate.request import RunOptions
-from bench.orchestrate.run import Prepared, execute
+from bench.orchestrate.run import Prepared, execute, trained_config
 from bench.store.files import atomic_write_json, read_json, run_lock
 
 
@@ -106,7 +106,8 @@ def sweep_record(exp: Experiment, sw: SweepConfig) -> dict:
 
 def is_resumable(rec: dict, exp: Experiment, sw: SweepConfig) -> bool:
     want = sweep_record(exp, sw)
-    return rec.get("status") != "finished" and {k: rec.get(k) for k in want} == want
+    return (rec.get("status") != "finished" and rec.get("sweep") == want["sweep"]
+            and trained_config(rec.get("config")) == trained_config(want["config"]))
 
 
 def experiment_of(rec: dict, sweep_dir: Path) -> tuple[Experiment, SweepConfig]:

@@ -73,6 +73,17 @@ class Evaluator:
             out = self._score(fake)
         return out, time.perf_counter() - t0
 
+    def noise_scores(self, count: int) -> dict[str, float]:
+        """Every metric of ``count`` samples of uniform noise over the real set's range per channel: the
+        "random generator" that normalised scores across experiments count as 0 (rliable's random baseline).
+        Unlike the untrained generator (a nearly constant image under batch norm's initial statistics,
+        which SWD ranks better than early training), it is the same for every optimizer and seed."""
+        rng = streams.rng(self.seed, streams.EVAL_NOISE)
+        axes = tuple(range(self.real.ndim - 1))  # per channel (per coordinate for points): [-1, 1] for images
+        low, high = self.real.min(axis=axes), self.real.max(axis=axes)
+        noise = (low + (high - low) * rng.random((count, *self.real.shape[1:]))).astype(self.real.dtype)
+        return self(noise)[0]
+
     def _score(self, fake: np.ndarray) -> dict[str, float]:
         feats = self.pca(fake)
         out = self.swd(fake) if self.swd is not None else {}

@@ -10,7 +10,7 @@ import jinja2
 
 from bench.core.errors import BenchError
 from bench.core.names import REPORT_META, fmt_params
-from bench.store.files import atomic_write_bytes, inside, read_json
+from bench.store.files import inside, read_json
 
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("bench.report", "templates"),
@@ -66,19 +66,3 @@ def report_dir(reports_root: Path, experiment: str, run_dir: Path) -> Path:
         except BenchError:
             return out  # an unreadable report of its own: rewritten
     raise BenchError(f"more than 999 reports named {Path(run_dir).name} under {reports_root}/{experiment}")
-
-
-def update_index(reports_root: Path) -> Path:
-    """``reports/index.html``: every report, newest first."""
-    entries = []
-    for meta in reports_root.glob(f"*/*/{REPORT_META}"):
-        try:
-            e = read_json(meta)
-        except BenchError:
-            continue
-        e["href"] = f"{meta.parent.parent.name}/{meta.parent.name}/index.html"
-        entries.append(e)
-    entries.sort(key=lambda e: (e.get("started") or "", e["run_id"]), reverse=True)
-    html = ENV.get_template("index.html").render(entries=entries)
-    atomic_write_bytes(reports_root / "index.html", html.encode())
-    return reports_root / "index.html"

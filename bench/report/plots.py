@@ -275,3 +275,47 @@ def tuned_figure(final: dict[str, dict], criterion: str, goal: str) -> bytes:
     ax.set_ylabel(f"{criterion} ({'lower' if goal == 'min' else 'higher'} is better)")
     ax.grid(alpha=0.25, axis="y")
     return _png(fig)
+
+
+def over_training_figure(pairs: list[dict], title: str, goal: str, colours_of: dict[str, str]) -> bytes:
+    """One small panel per optimizer pair: the mean paired difference of the primary metric at each
+    evaluation, its bootstrap band, and a zero line; the panel's title says on which side of zero the first
+    optimizer is ahead (below for a metric to minimise, above for one to maximise)."""
+    n = len(pairs)
+    cols = min(3, n)
+    rows = int(math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 2.9 * rows), squeeze=False)
+    for ax, p in zip(axes.flat, pairs, strict=False):
+        steps = [r["step"] for r in p["rows"]]
+        conv = (lambda v: 100 * np.expm1(v)) if p["log_ratio"] else (lambda v: v)
+        mean = conv(np.array([r["mean"] for r in p["rows"]]))
+        low = conv(np.array([r["ci"][0] for r in p["rows"]]))
+        high = conv(np.array([r["ci"][1] for r in p["rows"]]))
+        ax.fill_between(steps, low, high, color=colours_of.get(p["a"], "#555"), alpha=0.2, lw=0)
+        ax.plot(steps, mean, color=colours_of.get(p["a"], "#555"), lw=1.8, marker="o", ms=2.5)
+        ax.axhline(0, color="0.35", ls="--", lw=0.9)
+        side = "below" if goal == "min" else "above"
+        ax.set_title(f"{p['a']} vs {p['b']} ({side} 0: {p['a']} better)", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{p['a']}'s {title} vs {p['b']}'s" + (", %" if p["log_ratio"] else ""), fontsize=8)
+        ax.grid(alpha=0.25)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def profile_figure(profile: dict[str, dict], r_max: float, colours_of: dict[str, str]) -> bytes:
+    """AlgoPerf's performance profile: for each optimizer, the share of experiments in which it reaches the
+    target within tau times the fastest optimizer's time."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for opt, p in profile.items():
+        ax.step(p["tau"], p["rho"], where="post", color=colours_of.get(opt, "#555"), lw=1.8,
+                label=f"{opt} (score {p['score']:.2f})")
+    ax.set_xlim(1, r_max)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: time to target / fastest optimizer's")
+    ax.set_ylabel("share of experiments")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return _png(fig)

@@ -12,12 +12,14 @@ import pandas as pd
 
 from bench.analysis import summary as S
 from bench.analysis.stats import FINAL_FRACTION, spread
+from bench.analysis.verdict import Verdict, config_of, fmt_effect, metric_info, verdict
 from bench.core.config import EvalConfig
 from bench.core.errors import BenchError
 from bench.core.metric_table import LOSSES, QUALITY, TABLE_COLUMNS
-from bench.core.names import REPORT_META, now
+from bench.core.names import REPORT_META, VERDICT_FILE, now
 from bench.report import plots
-from bench.report.html import ENV, cell, fmt, params_text, report_dir, update_index, uri
+from bench.report.html import ENV, cell, fmt, params_text, report_dir, uri
+from bench.report.index import update_index
 from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable
 from bench.store.layout import RunFiles
 from bench.store.load import RunData, load_run
@@ -122,6 +124,28 @@ def _eval_context(m: dict) -> dict:
     return cfg
 
 
+def _verdict_context(v: Verdict, optimizers: list[str]) -> dict:
+    """The verdict as the page shows it: its sentences, every comparison, time to target, the over-training plot."""
+    rows = []
+    for c in sorted(v.comparisons, key=lambda c: not c.confirmatory):
+        info = metric_info(c.metric, {})
+        rows.append({"metric": info.title, "key": c.metric, "a": c.a, "b": c.b, "label": c.label,
+                     "confirmatory": c.confirmatory, "effect": f"{fmt_effect(c.estimate, c.log_ratio)} "
+                     f"[{fmt_effect(c.ci[0], c.log_ratio)}, {fmt_effect(c.ci[1], c.log_ratio)}]",
+                     "p_raw": f"{c.p_raw:.3g}", "p_holm": f"{c.p_holm:.3g}",
+                     "p_improvement": f"{c.p_improvement:.2f} [{c.p_improvement_ci[0]:.2f}, {c.p_improvement_ci[1]:.2f}]"
+                     if c.seeds else "–", "seeds": len(c.seeds), "wins": c.wins})
+    ttt = v.time_to_target
+    fig = None
+    if v.over_training and any(p["rows"] for p in v.over_training):
+        info = metric_info(v.primary, {})
+        fig = uri(plots.over_training_figure(v.over_training, info.title, info.goal, plots.colours(optimizers)))
+    return {"sentences": v.sentences, "rows": rows, "primary": metric_info(v.primary, {}).title if v.primary else None,
+            "alpha": v.config["alpha"], "reps": v.config["bootstrap"]["reps"], "seeds": len(v.seeds),
+            "ttt": ttt, "fig": fig, "pairs": len(v.primary_comparisons()),
+            "reach": ("≤" if metric_info(v.primary, {}).goal == "min" else "≥") if v.primary else ""}
+
+
 def _eval_share(data: RunData) -> str:
     train = sum(st.get("train_seconds") or 0 for st in data.status.values())
     ev = sum(st.get("eval_seconds") or 0 for st in data.status.values())
@@ -152,6 +176,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     if points and (Path(run_dir) / "real.npy").exists():
         real_uri = uri(plots.scatter_png(_unscale(np.load(Path(run_dir) / "real.npy"), m), None))
     done = int(data.metrics.step.max())
+    v = None if data.state in ("in progress", "interrupted") else verdict(data, config_of(m))
     context = {
         "m": m,
         "state": data.state,
@@ -179,9 +204,12 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "config_json": json.dumps(m.get("config", {}), indent=2),
         "generated": now(),
         "thresholds": {"d_wins": S.D_WINS_LOSS, "d_wins_frac": int(S.D_WINS_FRACTION * 100), "collapse": S.COLLAPSE_RATIO},
+        "verdict": _verdict_context(v, data.optimizers) if v is not None else None,
     }
     html = ENV.get_template("report.html").render(**context)
     atomic_write_bytes(out_dir / "index.html", html.encode())
+    if v is not None:
+        atomic_write_json(out_dir / VERDICT_FILE, v.to_json())
     atomic_write_json(out_dir / REPORT_META, {
         "experiment": m["experiment"], "run_id": Path(run_dir).name, "started": m.get("started"),
         "optimizers": data.optimizers, "seeds": data.seeds, "status": data.state, "progress": f"{done}/{steps}",

@@ -13,7 +13,8 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.names import REPORT_META, SWEEP_FILE, TUNED, fmt_params, now
 from bench.report import plots
-from bench.report.html import ENV, fmt, params_text, report_dir, update_index, uri
+from bench.report.html import ENV, fmt, params_text, report_dir, uri
+from bench.report.index import update_index
 from bench.report.run import build_report
 from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
 from bench.store.load import load_run

@@ -43,17 +43,19 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None], durable: bool = True) -> None:
     """Write ``path`` whole or not at all: ``write(f)`` fills a temporary file, which is flushed to disk
-    and renamed over ``path``. On any failure (a full disk, an exception in ``write``) the temporary
-    file is removed at once and ``path`` keeps its old content."""
+    (``durable``; sample grids skip it: they are made again from a checkpoint) and renamed over ``path``.
+    On any failure (a full disk, an exception in ``write``) the temporary file is removed at once and
+    ``path`` keeps its old content."""
     tmp = temp_name(path)
     try:
         with writing(path):
             with open(tmp, "wb") as f:
                 write(f)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):

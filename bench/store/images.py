@@ -27,7 +27,7 @@ def save_arrays(folder: Path, stem: str, **arrays: np.ndarray) -> None:
     """Several arrays in one ``.npz``, written whole or not at all."""
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / f"{stem}.npz", lambda f: np.savez(f, **arrays))
+    atomic_write(folder / f"{stem}.npz", lambda f: np.savez(f, **arrays), durable=False)
 
 
 def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> None:
@@ -39,10 +39,10 @@ def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> 
 
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / f"{stem}.npy", lambda f: np.save(f, images.astype(np.float32)))
+    atomic_write(folder / f"{stem}.npy", lambda f: np.save(f, images.astype(np.float32)), durable=False)
     if images.ndim != 4:
         return
     img = Image.fromarray(to_grid(images))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    atomic_write(folder / f"{stem}.png", lambda f: img.save(f, format="PNG"))
+    atomic_write(folder / f"{stem}.png", lambda f: img.save(f, format="PNG"), durable=False)
