@@ -59,3 +59,23 @@ def test_jobs_never_oversubscribe(cli, tmp_path):
 
     r = cli(*ARGS, "--jobs", "2", "--threads", str(available_cores()), "--out", tmp_path)
     assert r.code == 2 and "oversubscribe" in r.err
+
+
+def test_the_last_pair_dying_for_good_ends_the_run(cli, tmp_path, monkeypatch):
+    """The dead worker of the last pair, with nothing left to queue, must not keep the dispatcher waiting
+    (it once spun forever on the dead worker's sentinel): bounded here by a thread."""
+    import threading
+
+    from faults import Die
+
+    from bench.execute import hooks
+
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [Die("sgd-seed0")])
+    result = {}
+    args = ["run", "smoke", "--optimizers", "sgd", "--seeds", "0", "--steps", "6", "--no-eval", "--quiet",
+            "--no-report", "--jobs", "2", "--out", str(tmp_path)]
+    t = threading.Thread(target=lambda: result.setdefault("r", cli(*args)), daemon=True)
+    t.start()
+    t.join(timeout=180)
+    assert not t.is_alive(), "the run did not end after its only pair failed for good"
+    assert result["r"].code == 1 and "1 run(s) failed: sgd-seed0" in result["r"].err

@@ -176,7 +176,7 @@ def run_parallel(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], j
                 elif slot.conn in ready or slot.proc.sentinel in ready:  # died mid-pair: replace, retry
                     slot.proc.join()
                     code = slot.proc.exitcode
-                    pair = slot.pair
+                    pair, slot.pair = slot.pair, None  # settled below: a dead slot left unreplaced holds no pair
                     slot.stop()
                     settle(pair, False, f"worker process died (exit code {code})" if code and code > 0
                            else f"worker process killed by signal {-(code or 0)}")

@@ -1,0 +1,110 @@
+"""bench from Python (a notebook, a script): runs as tidy pandas tables, and their verdict.
+
+    import bench
+    runs = bench.load("results/")                 # a run folder, an experiment folder or a results folder
+    runs.metrics                                  # one row per (run, optimizer, seed, iteration)
+    verdict = bench.compare("results/smoke")      # the paired verdict of `bench compare`
+    verdict.table                                 # one row per (experiment, metric, optimizer pair)
+
+Only files are read: no TensorFlow is imported. Bad paths raise ``bench.BenchError`` with the one-line
+message the command line prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.analysis.compare import compare as compare_runs
+from bench.analysis.verdict import Verdict
+from bench.core.errors import BenchError
+from bench.store.layout import run_dirs
+from bench.store.load import load_run
+from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS
+
+RUN_COLUMNS = ("experiment", "run")  # put in front of every table: which run a row comes from
+PAIR_FIELDS = ("status", "steps_total", "steps_done", "diverged_at", "resumed_from", "started", "finished",
+               "train_seconds", "eval_seconds", "wall_seconds")
+
+
+@dataclass
+class Runs:
+    """What ``load`` returns. ``metrics``: every metrics.csv row (experiment, run, optimizer, seed, step, the
+    three losses and every other logged value, status, timings); ``quality``: every quality.csv row
+    (experiment, run, optimizer, seed, step, metric, value, eval_seconds); ``pairs``: one row per
+    (run, optimizer, seed) with its status and timings; ``manifests``: "<experiment>/<run>" -> manifest.json."""
+
+    metrics: pd.DataFrame
+    quality: pd.DataFrame
+    pairs: pd.DataFrame
+    manifests: dict[str, dict]
+    run_dirs: list[Path]
+
+
+def load(path: str | Path) -> Runs:
+    """Every run folder at or below ``path``, read into tidy DataFrames (unfinished runs included)."""
+    dirs = run_dirs(Path(path))
+    metrics, quality, pairs, manifests = [], [], [], {}
+    for d in dirs:
+        data = load_run(d)
+        key = {"experiment": str(data.manifest.get("experiment", d.parent.name)), "run": d.name}
+        manifests[f"{key['experiment']}/{d.name}"] = data.manifest
+        metrics.append(data.metrics.assign(**key))
+        quality.append(data.quality.assign(**key))
+        for label in data.optimizers:
+            for seed in data.seeds:
+                record = data.status.get(f"{label}-seed{seed}", {})
+                pairs.append({**key, "optimizer": label, "seed": seed,
+                              **{f: record.get(f, "missing" if f == "status" else None) for f in PAIR_FIELDS}})
+    return Runs(metrics=_tidy(metrics, (*RUN_COLUMNS, *CSV_COLUMNS)),
+                quality=_tidy(quality, (*RUN_COLUMNS, *QUALITY_COLUMNS)),
+                pairs=pd.DataFrame(pairs, columns=[*RUN_COLUMNS, "optimizer", "seed", *PAIR_FIELDS]),
+                manifests=manifests, run_dirs=dirs)
+
+
+def _tidy(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(columns))
+    df = pd.concat(frames, ignore_index=True)
+    return df[[c for c in columns if c in df.columns]].astype({"seed": int, "step": int})
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` returns: the Verdict objects (one per experiment: ``sentences``, ``comparisons``,
+    ``time_to_target``, ``health``...), every comparison as a DataFrame, the leaderboard when the runs span
+    experiments, and the whole result as strict JSON (what ``bench compare --json`` writes)."""
+
+    verdicts: list[Verdict]
+    table: pd.DataFrame
+    leaderboard: dict | None
+    json: dict
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s for v in self.verdicts for s in v.sentences]
+
+
+TABLE_COLUMNS = ("experiment", "metric", "a", "b", "estimate", "ci_low", "ci_high", "p_raw", "p_holm",
+                 "p_improvement", "wins", "n_seeds", "label", "confirmatory", "log_ratio")
+
+
+def compare(*paths: str | Path, primary: str = "", reference: str = "", alpha: float | None = None) -> Comparison:
+    """The verdict of the finished runs at or below ``paths`` (as ``bench compare``): ``estimate`` is the mean
+    per-seed difference A - B (a log-ratio where ``log_ratio``), ``ci_low``/``ci_high`` its bootstrap interval,
+    ``p_holm`` the sign-flip p-value after Holm's correction, ``p_improvement`` the paired probability that A beats B on a seed."""
+    if not paths:
+        raise BenchError("bench.compare: give at least one run folder (or a folder of runs)")
+    dirs = [d for p in paths for d in run_dirs(Path(p))]
+    result = compare_runs(dirs, primary, reference, alpha)
+    rows = [{"experiment": v.experiment, "metric": c.metric, "a": c.a, "b": c.b, "estimate": c.estimate,
+             "ci_low": c.ci[0], "ci_high": c.ci[1], "p_raw": c.p_raw, "p_holm": c.p_holm,
+             "p_improvement": c.p_improvement, "wins": c.wins, "n_seeds": len(c.seeds), "label": c.label,
+             "confirmatory": c.confirmatory, "log_ratio": c.log_ratio}
+            for v in result["objects"] for c in v.comparisons]
+    return Comparison(verdicts=list(result["objects"]), table=pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
+                      leaderboard=result.get("leaderboard"),
+                      json={k: v for k, v in result.items() if k != "objects"})

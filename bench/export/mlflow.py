@@ -1,0 +1,261 @@
+"""A run folder in MLflow: `bench run --mlflow [URI]` and `bench export mlflow RUN_DIR [--uri URI]`.
+
+One MLflow experiment per bench experiment; in it, one parent MLflow run per bench run (its manifest and
+report as artifacts) and one child run per (optimizer, seed): the optimizer's hyper-parameters, the seed
+and the experiment identity as params, every CSV column and quality metric as step-indexed metrics (named
+as in TensorBoard, ``series_tag``), the run id and git commit as tags, the CSVs, status and sample grids as
+artifacts. The CSVs stay the record: MLflow receives a copy, so a tracking server that is down or refuses
+costs nothing but a warning, and ``bench export mlflow`` sends the same run later.
+
+Sending is idempotent: a pair MLflow already holds as FINISHED is skipped; one it holds unfinished (a run
+interrupted then resumed, a send cut short) is deleted and sent whole again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bench.core.errors import BenchError, describe
+from bench.export.pairs import Pair, manifest_of, pairs, posix
+from bench.store.files import inside
+from bench.store.layout import run_dirs
+from bench.store.logs import CSV_COLUMNS, KEY_COLUMNS, QUALITY_COLUMNS, series_tag
+
+DB_FILE = "mlflow.db"  # the embedded store, in the results folder
+ARTIFACTS = "mlartifacts"  # its artifacts, beside it
+SCHEMES = ("http", "https", "sqlite")
+# MLflow's client retries a refused connection for minutes by default; bench says so once and moves on.
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+              "MLFLOW_DISABLE_TELEMETRY": "true"}
+STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}  # a pair's; else KILLED: cut short
+RUN_STATUS = {"finished": "FINISHED", "finished-with-divergence": "FINISHED", "finished-with-failures": "FAILED",
+              "failed": "FAILED"}
+
+
+def require_mlflow() -> None:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise BenchError("MLflow is not installed: pip install 'bench[mlflow]' (or pip install mlflow)") from None
+
+
+def tracking_uri(uri: str, results: Path, option: str = "--mlflow") -> str:
+    """The store to log to: ``uri`` checked, or (empty) the embedded sqlite file in ``results``. Called
+    before anything is written: a bad URI is bad input."""
+    if not uri:
+        return f"sqlite:///{(Path(results).resolve() / DB_FILE).as_posix()}"
+    parsed = urlparse(uri)
+    if parsed.scheme not in SCHEMES:
+        raise BenchError(f"{option} {uri}: expected http://HOST:PORT, https://... or sqlite:///FILE "
+                         f"(or no URI: {results}/{DB_FILE})")
+    if parsed.scheme == "sqlite" and not parsed.path.strip("/"):
+        raise BenchError(f"{option} {uri}: a sqlite URI names a file, e.g. sqlite:///results/mlflow.db")
+    if parsed.scheme.startswith("http") and not parsed.hostname:
+        raise BenchError(f"{option} {uri}: no host")
+    return uri
+
+
+def _reachable(uri: str) -> None:
+    """A tracking server answers its health check within seconds, or BenchError (one line)."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as r:
+            r.read(64)
+    except urllib.error.HTTPError as e:
+        raise BenchError(f"MLflow server {uri} answered {e.code} {e.reason}") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise BenchError(f"MLflow server {uri} is unreachable ({reason})") from None
+
+
+@contextlib.contextmanager
+def _quiet_client():
+    """MLflow's INFO logging (database migrations) and warnings, held back: bench prints its own lines."""
+    for k, v in CLIENT_ENV.items():
+        os.environ.setdefault(k, v)
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    # MLflow prints a "View run" link per run to stdout; bench prints one line with the experiment's link
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
+@dataclass
+class Sent:
+    uri: str
+    experiment_id: str = ""
+    parents: dict[str, str] = field(default_factory=dict)  # bench run id -> MLflow run id
+    pairs: dict[str, str] = field(default_factory=dict)  # "<run id>/<pair>" -> MLflow run id
+    skipped: int = 0  # pairs MLflow already held finished
+
+    def line(self) -> str:
+        where = (f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}" if self.uri.startswith("http")
+                 else f"{self.uri} (experiment id {self.experiment_id}; mlflow ui --backend-store-uri {self.uri})")
+        return f"mlflow: {len(self.pairs)} pair(s) sent, {self.skipped} already there: {where}"
+
+
+def send(folder: Path, uri: str, results: Path | None = None, reports: Path | None = None,
+         option: str = "--uri") -> Sent:
+    """Every run folder at or below ``folder`` to the MLflow store ``uri`` ("" = the embedded one in
+    ``results``, by default the results folder above the run folders). Raises BenchError on any failure."""
+    runs = run_dirs(folder)
+    if results is None:
+        results = runs[0].parents[1]
+    uri = tracking_uri(uri, results, option)
+    require_mlflow()
+    if uri.startswith("http"):
+        _reachable(uri)
+    sent = Sent(uri)
+    try:
+        with _quiet_client():
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=uri)
+            for run_dir in runs:
+                _send_run(client, run_dir, uri, results, reports, sent)
+    except BenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - MLflow's (and its HTTP client's) errors are many and unlisted
+        raise BenchError(f"MLflow at {uri}: {describe(e)}") from None
+    return sent
+
+
+def _experiment_id(client, name: str, uri: str, results: Path) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    # the embedded store keeps artifacts beside its file (MLflow's default would be ./mlruns in the cwd)
+    location = inside(results, ARTIFACTS).resolve().as_uri() if uri.startswith("sqlite") else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _existing(client, experiment_id: str, run_id: str) -> dict[str, object]:
+    """MLflow runs already holding this bench run: pair name (or "" for the parent) -> MLflow Run."""
+    found: dict[str, object] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`bench.run_id` = '{run_id}'", max_results=1000,
+                                  page_token=token)
+        for r in page:
+            found[r.data.tags.get("bench.pair", "")] = r
+        token = page.token
+        if not token:
+            return found
+
+
+def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | None, sent: Sent) -> None:
+    from mlflow.entities import Param
+
+    manifest = manifest_of(run_dir)
+    experiment, run_id = str(manifest.get("experiment", run_dir.parent.name)), run_dir.name
+    sent.experiment_id = exp_id = _experiment_id(client, experiment, uri, results)
+    existing = _existing(client, exp_id, run_id)
+    common = {"bench.run_id": run_id, "bench.experiment": experiment,
+              "bench.identity": str(manifest.get("identity", "")),
+              "mlflow.source.git.commit": str((manifest.get("git") or {}).get("commit") or "")}
+    parent = existing.get("")
+    if parent is None:
+        parent = client.create_run(exp_id, start_time=_ms(posix(manifest.get("started"))),
+                                   tags={**common, "bench.kind": "run"}, run_name=run_id)
+        config = manifest.get("config", {})
+        params = {"experiment": experiment, "identity": common["bench.identity"],
+                  "optimizers": ",".join(map(str, config.get("optimizers", []))),
+                  "seeds": ",".join(map(str, config.get("seeds", []))),
+                  "steps": str(config.get("train", {}).get("steps", ""))}
+        client.log_batch(parent.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    parent_id = sent.parents[run_id] = parent.info.run_id
+    client.log_artifact(parent_id, str(run_dir / "manifest.json"))
+    report = (Path(reports) / experiment / run_id) if reports is not None else None
+    if report is not None and (report / "index.html").is_file():
+        client.log_artifacts(parent_id, str(report), "report")
+
+    for pair in pairs(run_dir):
+        old = existing.get(pair.name)
+        if old is not None and old.info.status == "FINISHED":
+            sent.skipped += 1
+            continue
+        if old is not None:
+            client.delete_run(old.info.run_id)
+        sent.pairs[f"{run_id}/{pair.name}"] = _send_pair(client, exp_id, pair, parent_id, common)
+
+    # an interrupted run is KILLED until its resume is sent: then FINISHED
+    client.set_terminated(parent_id, RUN_STATUS.get(manifest.get("status"), "KILLED"),
+                          end_time=_ms(posix(manifest.get("finished"))))
+
+
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(round(t * 1000))
+
+
+def _send_pair(client, exp_id: str, pair: Pair, parent_id: str, common: dict) -> str:
+    from mlflow.entities import Metric, Param
+
+    status = str(pair.status.get("status", "missing"))
+    tags = {**common, "mlflow.parentRunId": parent_id, "bench.pair": pair.name, "bench.optimizer": pair.label,
+            "bench.seed": str(pair.seed), "bench.status": status}
+    start = pair.time("started")
+    run = client.create_run(exp_id, start_time=_ms(start), tags=tags, run_name=pair.name)
+    run_id = run.info.run_id
+    params = [Param(k, str(v)) for k, v in pair.hparams.items()]
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[i:i + 100])
+    base = start if start is not None else 0.0
+    metrics = []
+    for row in _rows(pair.files.root / "metrics.csv", CSV_COLUMNS):
+        step, wall = int(row["step"]), _ms(base + float(row["elapsed_seconds"]))
+        for col in CSV_COLUMNS:
+            if col in KEY_COLUMNS or col == "status":
+                continue
+            value = float(row[col])
+            if math.isfinite(value):  # MLflow's stores differ on NaN; a diverged step is in the CSV and tags
+                metrics.append(Metric(series_tag(col), value, wall, step))
+    for row in _rows(pair.files.root / "quality.csv", QUALITY_COLUMNS):
+        value = float(row["value"])
+        if math.isfinite(value):
+            metrics.append(Metric(series_tag(row["metric"], quality=True), value, _ms(base), int(row["step"])))
+    for i in range(0, len(metrics), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    for name in ("metrics.csv", "quality.csv", "status.json"):
+        if (pair.files.root / name).is_file():
+            client.log_artifact(run_id, str(pair.files.root / name))
+    for png in sorted(pair.files.samples.glob("*.png")):
+        client.log_artifact(run_id, str(png), "samples")
+    client.set_terminated(run_id, STATUS.get(status, "KILLED"), end_time=_ms(pair.time("finished")))
+    return run_id
+
+
+def _rows(path: Path, columns: tuple[str, ...]):
+    """Whole CSV rows as dicts (a pair cut short by a kill may end in a torn line: it is left out)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[1:]
+    for line in lines:
+        fields = line.rstrip("\n").split(",")
+        if line.endswith("\n") and len(fields) == len(columns):
+            yield dict(zip(columns, fields, strict=True))
+
+
+def send_quietly(run_dir: Path, uri: str, results: Path, reports: Path | None) -> str:
+    """`bench run --mlflow`: send, or one warning line (never an exception): the run is safe on disk."""
+    try:
+        return send(run_dir, uri, results, reports, "--mlflow").line()
+    except BenchError as e:
+        shown = f" --uri {uri}" if uri else ""
+        return (f"bench: warning: not sent to MLflow: {e}; the results are intact in {run_dir}; send them later "
+                f"with: bench export mlflow {run_dir}{shown}")
