@@ -267,9 +267,9 @@ def warm_up(exp: Experiment, images: np.ndarray) -> list[str]:
     gets the same name in every process (the next run, a resume, each --jobs worker, each Ray task), so
     each process loads the steps another compiled instead of compiling them again. Returns their names."""
     global _KEEP
-    if not exp.train.jit_compile:
+    _KEEP = max(_KEEP, len(exp.optimizers))  # every optimizer's trainer kept: the next run in this process
+    if not exp.train.jit_compile:            # (a test, a notebook) traces nothing again
         return []  # nothing to load without XLA
-    _KEEP = max(_KEEP, len(exp.optimizers))
     names = []
     for spec in exp.optimizers:
         trainer = trainer_for(exp, spec, images, exp.seeds[0])

@@ -37,6 +37,7 @@ FORMAT = 1
 QUIET_TF = "3"
 _private: Path | None = None
 _shared: Path | None = None
+_shared_ok: set[str] = set()  # entries of the shared folder this process has verified or published
 
 
 def _cpu() -> str:
@@ -100,6 +101,7 @@ def enable() -> Path | None:
         for entry in shared.glob("*.pb"):
             if _verified(entry):
                 os.link(entry, private / entry.name)
+                _shared_ok.add(entry.name)
             else:  # torn, corrupt or not ours: compiled again, and replaced when published
                 with contextlib.suppress(OSError):
                     entry.unlink()
@@ -118,7 +120,10 @@ def publish() -> int:
     published = 0
     for entry in _private.glob("*.pb"):
         target = _shared / entry.name
+        if entry.name in _shared_ok:  # verified or published by this process already: not hashed again
+            continue
         if target.exists() and _verified(target):
+            _shared_ok.add(entry.name)
             continue
         try:
             tmp = _shared / f".{entry.name}.{os.getpid()}.tmp"
@@ -128,6 +133,7 @@ def publish() -> int:
             side = _shared / f".{entry.name}.sha256.{os.getpid()}.tmp"
             side.write_text(_digest(target) + "\n")
             os.replace(side, _shared / (entry.name + ".sha256"))
+            _shared_ok.add(entry.name)
             published += 1
         except OSError:
             continue
