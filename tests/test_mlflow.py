@@ -161,7 +161,7 @@ def test_without_a_uri_the_embedded_store_and_bench_load_agree(cli, tmp_path, mo
     assert_mlflow_equals_files(client, run_dir, ["sgd-seed0", "adam-seed0"])
     loaded = bench.load(out)
     _, children = _runs(client, run_dir)
-    for name, run in children.items():
+    for run in children.values():
         rows = loaded.metrics[(loaded.metrics.optimizer == run.data.params["optimizer"]) & (loaded.metrics.seed == 0)]
         got = _history(client, run.info.run_id, "train/g_loss")
         np.testing.assert_array_equal(got.value.to_numpy(), rows.g_loss.to_numpy())

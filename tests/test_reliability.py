@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from conftest import only_run_dir, read_values
+from tbread import assert_scalars_equal_csv, scalars
 
 RUN = ["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "160",
        "--set", "train.checkpoint_every=25", "--quiet"]
@@ -67,6 +68,12 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
     assert m["status"] == "finished" and m["runs"]["adam-seed0"]["resumed_from"] > 0
     np.testing.assert_array_equal(np.load(ref_dir / "runs/adam-seed0/samples/step_000160.npy"),
                                   np.load(killed_dir / "runs/adam-seed0/samples/step_000160.npy"))
+    # the TensorBoard events were rewritten from the kept rows, then appended: each point once, none lost
+    assert_scalars_equal_csv(killed_dir / "runs/adam-seed0")
+    ref_events, events = scalars(ref_dir / "runs/adam-seed0"), scalars(killed_dir / "runs/adam-seed0")
+    for tag in ref_events:
+        if not tag.startswith("time/"):
+            pd.testing.assert_frame_equal(ref_events[tag], events[tag], check_exact=True)
 
 
 def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):

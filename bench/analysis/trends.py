@@ -319,9 +319,47 @@ def table(result: CheckResult, only_failures: bool = False) -> str:
     rows = [r for r in result.rows if r.verdict != "ok"] if only_failures else result.rows
     df = pd.DataFrame([{
         "optimizer": r.optimizer, "metric": r.metric,
-        "baseline band": f"{r.low:.4g} .. {r.high:.4g}" if r.metric != "diverged" else f"<= {r.high:g}",
+        "baseline band": _band(r),
         "value": f"{r.value:.4g}", "verdict": r.verdict, "tolerance": r.basis} for r in rows])
     return df.to_string(index=False) if len(df) else "(no rows)"
+
+
+def _band(r: Row) -> str:
+    return f"{r.low:.4g} .. {r.high:.4g}" if r.metric != "diverged" else f"<= {r.high:g}"
+
+
+def markdown(result: CheckResult, header: str) -> str:
+    """A compact Markdown summary for $GITHUB_STEP_SUMMARY or a pull-request comment: the regressions
+    first (a table), then one line counting what passed; notes (a changed configuration) last."""
+    failed, skipped = result.failed, result.skipped
+    checked = len(result.rows) - len(skipped)
+    lines = [f"### {header}", ""]
+    if failed:
+        lines += [f"**{len(failed)} of {checked} trend metrics left their baseline band**", "",
+                  "| optimizer | metric | value | baseline band | baseline median | verdict |",
+                  "| --- | --- | ---: | --- | ---: | --- |"]
+        lines += [f"| {r.optimizer} | {r.metric} | {r.value:.4g} | {_band(r)} | {r.baseline:.4g} | {r.verdict} |"
+                  for r in failed]
+        lines.append("")
+    passed = checked - len(failed)
+    lines.append(f"{'passed' if not failed else 'within band'}: {passed} of {checked} trend metrics"
+                 + (f" ({len(skipped)} skipped: no baseline value)" if skipped else ""))
+    lines += [f"> {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    # GitHub's workflow-command encoding: a property value also escapes ':' and ','
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def annotations(result: CheckResult) -> list[str]:
+    """One ``::error`` workflow command per failing metric (GitHub Actions shows them on the run and the PR)."""
+    return [f"::error title={_escape(f'bench check: {r.optimizer} {r.metric}', prop=True)}::"
+            + _escape(f"{r.optimizer} {r.metric} = {r.value:.4g}, outside its baseline band {_band(r)} "
+                      f"(median {r.baseline:.4g}; {r.verdict})")
+            for r in result.failed]
 
 
 def write_json(result: CheckResult, path: Path) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
-from bench.core.errors import describe
+from bench.core.errors import BenchError, describe
 
 
 def request(args, experiment: str | None):
@@ -17,7 +18,8 @@ def request(args, experiment: str | None):
     return Request(
         experiment=experiment, optimizers=args.optimizers, seeds=args.seeds, steps=args.steps,
         batch_size=args.batch_size, data=args.data, dataset=args.dataset, limit=args.limit, threads=args.threads,
-        xla=args.xla, sets=tuple(args.set), no_eval=args.no_eval, fid_weights=args.fid_weights, out=args.out,
+        xla=args.xla, sets=tuple(args.set), no_eval=args.no_eval, no_tensorboard=args.no_tensorboard,
+        fid_weights=args.fid_weights, out=args.out,
         reports=None if args.no_report else args.reports, resume=args.resume, fresh=args.fresh, quiet=args.quiet,
         jobs=args.jobs, executor=args.executor, address=args.address, command=shlex.join(["bench", *args.argv]))
 
@@ -32,7 +34,6 @@ def _quietly(build, folder: Path, reports: Path, what: str) -> None:
 
 def cmd_run(args) -> int:
     from bench.analysis.summary import console_summary
-    from bench.core.errors import BenchError
     from bench.orchestrate.commands import run_many
     from bench.report.run import build_report
 
@@ -40,10 +41,18 @@ def cmd_run(args) -> int:
     if len(experiments) > 1 and args.resume is not None:
         raise BenchError("--resume continues one run folder; give no experiment names beside it")
     reqs = [request(args, e) for e in experiments]
+    if args.mlflow is not None:  # checked before anything is written
+        from bench.export.mlflow import require_mlflow, send_quietly, tracking_uri
+
+        tracking_uri(args.mlflow, args.out)
+        require_mlflow()
 
     def report(folder: Path) -> None:  # also for an interrupted run: a report of what exists
         if reqs[0].reports is not None and any(folder.glob("runs/*/metrics.csv")):
             _quietly(build_report, folder, reqs[0].reports, "run")
+        if args.mlflow is not None and any(folder.glob("runs/*/metrics.csv")):
+            # a copy for MLflow after the report (which it carries); a failure is one warning line
+            print(send_quietly(folder, args.mlflow, folder.parents[1], reqs[0].reports), file=sys.stderr)
 
     code = 0
     for run_dir, manifest in run_many(reqs, after=report):
@@ -115,6 +124,7 @@ def cmd_baseline(args) -> int:
 
 def cmd_check(args) -> int:
     from bench.analysis import trends
+    from bench.store.files import atomic_write_bytes
     from bench.store.layout import latest_run
 
     overrides = [trends.Override.parse(t) for t in args.tolerance]
@@ -122,11 +132,37 @@ def cmd_check(args) -> int:
     run_dir = latest_run(args.results_dir)
     result = trends.check(run_dir, baseline, overrides, args.strict_identity)
     print(trends.console_text(result, f"bench check {run_dir} against {args.baseline}", args.failures_only))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print("\n".join(trends.annotations(result)))
+    if args.markdown:
+        text = trends.markdown(result, f"bench check: {run_dir.name} against {args.baseline.name}")
+        if os.environ.get("GITHUB_STEP_SUMMARY") and args.markdown.resolve() == Path(
+                os.environ["GITHUB_STEP_SUMMARY"]).resolve():
+            with args.markdown.open("a", encoding="utf-8") as f:  # the job's summary: every step appends
+                f.write(text)
+        else:
+            atomic_write_bytes(args.markdown, text.encode("utf-8"))
     if args.json:
         trends.write_json(result, args.json)
     if args.junit:
         trends.write_junit(result, args.junit)
     return result.exit_code
+
+
+def cmd_export(args) -> int:
+    if args.tool == "tensorboard":
+        from bench.export.tensorboard import export
+
+        if args.uri is not None:
+            raise BenchError("bench export tensorboard: --uri is for mlflow; the events go beside each pair's CSVs")
+        written = export(args.run_dir)
+        print(f"tensorboard: events written for {len(written)} pair(s); view them with: "
+              f"tensorboard --logdir {args.run_dir}")
+        return 0
+    from bench.export.mlflow import send
+
+    print(send(args.run_dir, args.uri or "", reports=args.reports).line())
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -137,4 +173,4 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check,
-            "compare": cmd_compare, "list": cmd_list}
+            "compare": cmd_compare, "export": cmd_export, "list": cmd_list}

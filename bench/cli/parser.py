@@ -12,6 +12,9 @@ EPILOG = """examples:
   bench run celeba --data ~/data/img_align_celeba.zip --seeds 0,1,2
   bench run smoke --optimizers "sgd:learning_rate=0.01,momentum=0.5,adam" --steps 50 --quiet
   bench run --resume results/faces/20261123-141500
+  bench compare results/faces/20261123-141500
+  tensorboard --logdir results/
+  bench export mlflow results/faces/20261123-141500 --uri http://127.0.0.1:5000
   bench list
 """
 
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results/<experiment>/<run-id>/. Options override the experiment file; the effective "
                                    "configuration is saved with the run.")
     _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints", several=True)
+    r.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="when the run ends, log each (optimizer, seed) to MLflow with the report (needs: pip "
+                        "install 'bench[mlflow]'): without URI to sqlite:///<out>/mlflow.db, else to that tracking "
+                        "server (http(s)://...) or sqlite:///FILE. A server that is down never stops the training: "
+                        "one warning, then bench export mlflow RUN_DIR --uri URI")
     r.set_defaults(func="run")
 
     sw = sub.add_parser("sweep", help="tune each optimizer with the same budget, then compare tuned with default",
@@ -111,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "list the differences and compare)")
     c.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     c.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one test case per metric)")
+    c.add_argument("--markdown", type=Path, metavar="FILE",
+                   help="also write a Markdown summary, regressions first (for $GITHUB_STEP_SUMMARY, which it "
+                        "appends to, or a pull-request comment); with GITHUB_ACTIONS=true each failing metric is "
+                        "also printed as an ::error annotation")
     c.add_argument("--failures-only", action="store_true", help="print only the rows that failed")
     c.set_defaults(func="check")
 
@@ -132,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--alpha", type=_probability, default=None, metavar="A",
                     help="significance level (default: the experiment's [compare] alpha, else 0.05)")
     cp.set_defaults(func="compare")
+
+    ex = sub.add_parser("export", help="send finished (or cut-short) runs to TensorBoard or MLflow",
+                        description="tensorboard: (re)write the TensorBoard event files beside each pair's CSVs, for "
+                                    "runs made before or with --no-tensorboard. mlflow: log every pair to MLflow "
+                                    "(one MLflow run per optimizer and seed under a parent run per bench run; pairs "
+                                    "MLflow already holds finished are skipped), to --uri or, without it, to "
+                                    "<results>/mlflow.db.")
+    ex.add_argument("tool", choices=["tensorboard", "mlflow"], help="where to send the runs")
+    ex.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder, or a folder holding run folders")
+    ex.add_argument("--uri", metavar="URI", default=None,
+                    help="mlflow: http(s)://HOST:PORT of a tracking server, or sqlite:///FILE (default: "
+                         "sqlite:///<results>/mlflow.db beside the run folders)")
+    ex.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                    help="mlflow: where the runs' reports are, to attach them (default: reports/)")
+    ex.set_defaults(func="export")
 
     ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
     ls.set_defaults(func="list")
@@ -173,6 +200,9 @@ def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_he
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any experiment value, e.g. --set model.latent_dim=64 (repeatable)")
     r.add_argument("--no-eval", action="store_true", help="skip the sample-quality metrics (quality.csv)")
+    r.add_argument("--no-tensorboard", action="store_true",
+                   help="write no TensorBoard event files (default: beside each pair's CSVs; tensorboard --logdir "
+                        "results/ shows them; bench export tensorboard writes them later)")
     r.add_argument("--fid-weights", metavar="FILE",
                    help="local InceptionV3 weights (.h5/.keras) to add FID to the quality metrics; never downloaded")
     r.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="results folder (default: results/)")

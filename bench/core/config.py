@@ -65,6 +65,7 @@ class TrainConfig:
     jit_compile: bool = True  # XLA: measured faster on CPU; part of the run's identity
     threads: int = 0  # intra-op threads; 0 = every core this process may use
     steps_per_call: int = 8  # iterations per compiled call (bit-identical for any value; speed only)
+    tensorboard: bool = True  # TensorBoard event files beside the CSVs (output only; --no-tensorboard)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Experiment:
         200 steps of a 5000-step run are the same numbers.
         """
         d = self.to_dict()
-        for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call"):
+        for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "tensorboard"):
             d["train"].pop(k)
         for k in ("name", "description", "seeds", "eval", "compare"):  # they score runs, they do not change them
             d.pop(k)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from bench.core.errors import BenchError, describe
 from bench.core.metric_table import LOSSES
 from bench.core.names import now
 from bench.execute import stop
-from bench.model import xla_cache
+from bench.model import optimizers, xla_cache
 from bench.model.step import LoopResult, eval_latents, run_loop, sample_latents, trainer_for
 from bench.store.checkpoint import (
     Checkpoint,
@@ -38,6 +39,7 @@ from bench.store.files import atomic_write_json, read_json
 from bench.store.images import save_arrays, save_images
 from bench.store.layout import RunFiles
 from bench.store.logs import MetricsLog, QualityLog, Scan, scan_metrics, scan_quality
+from bench.store.tensorboard import PairEvents, hparams_of, session_group
 
 DONE = ("finished", "diverged")  # a pair in one of these states is not trained again (unless its files are damaged)
 
@@ -200,6 +202,7 @@ class PairRun:
         self.eval_seconds = self.eval_seconds_before
         self.log = MetricsLog(files.metrics, self.label, self.seed, plan.keep_metrics)
         self.quality = QualityLog(files.quality, self.label, self.seed, plan.keep_quality) if self.evaluator else None
+        self.events = self.open_events(plan, prior) if exp.train.tensorboard else None
         self.z_fixed = sample_latents(exp)
         self.z_bank = eval_latents(exp) if self.evaluator else None
         self.plot_features = exp.model.d_widths[-1] == 2  # the 2-D toy: D's 2-unit layer is worth a plot
@@ -223,7 +226,21 @@ class PairRun:
             self.log.close()
             if self.quality is not None:
                 self.quality.close()
+        if self.events is not None:
+            self.events.end(out.status)
+            self.events.close()
         return self.finish(out)
+
+    def open_events(self, plan: Plan, prior: dict) -> PairEvents:
+        """The pair's TensorBoard events, rewritten from the rows it keeps (a resume), then appended to."""
+        spec = self.exp.optimizer(self.label)
+        hparams = hparams_of(self.exp.name, self.run_dir.name, self.label, self.seed,
+                             {"type": spec.name, **optimizers.describe(spec)})
+        started = prior.get("started")
+        return PairEvents(self.files.root, hparams, group=session_group(self.run_dir.name, self.label),
+                          keep_metrics=plan.keep_metrics, keep_quality=plan.keep_quality,
+                          samples_upto=plan.start if plan.start else -1,
+                          start_time=datetime.fromisoformat(started).timestamp() if started else None)
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t_start
@@ -232,7 +249,10 @@ class PairRun:
 
     def on_row(self, step: int, values: np.ndarray, seconds: float) -> None:
         ok = bool(np.all(np.isfinite(values[: len(LOSSES)])))
-        self.log.write(step, values, "ok" if ok else "diverged", seconds, self.elapsed())
+        elapsed = self.elapsed()
+        self.log.write(step, values, "ok" if ok else "diverged", seconds, elapsed)
+        if self.events is not None:
+            self.events.metrics(step, values, float(f"{seconds:.6f}"), float(f"{elapsed:.3f}"))  # the CSV's text
 
     def on_block(self, n: int, seconds: float) -> None:
         """After the first block that did not compile: how long the whole pair will take, once."""
@@ -246,7 +266,9 @@ class PairRun:
     def on_sample(self, step: int) -> None:
         exp, trainer = self.exp, self.trainer
         fake = trainer.generate(self.z_fixed)
-        save_images(self.files.samples, f"step_{step:06d}", fake)
+        png = save_images(self.files.samples, f"step_{step:06d}", fake)
+        if self.events is not None and png is not None:
+            self.events.image(step, png)
         if self.plot_features:
             save_arrays(self.files.samples, f"dfeat_step_{step:06d}",
                         real=trainer.d_features(self.real_ref), fake=trainer.d_features(fake))
@@ -257,6 +279,8 @@ class PairRun:
             seconds = time.perf_counter() - t0  # generation included: all of it is evaluation, not training
             self.eval_seconds += seconds
             self.quality.write(step, values, seconds)
+            if self.events is not None:
+                self.events.quality(step, values)
 
     def on_checkpoint(self, step: int) -> None:
         import keras
@@ -264,6 +288,8 @@ class PairRun:
         self.log.sync()  # every row the checkpoint covers is on disk before the checkpoint is
         if self.quality is not None:
             self.quality.sync()
+        if self.events is not None:
+            self.events.flush()
         meta = {"identity": self.exp.identity(), "optimizer": self.label, "seed": self.seed,
                 "keras": keras.__version__, "names": self.trainer.state_names(),
                 "elapsed": self.elapsed(), "eval_seconds": self.eval_seconds}

@@ -29,6 +29,7 @@ class Request:
     xla: bool | None = None
     sets: tuple[str, ...] = ()
     no_eval: bool = False
+    no_tensorboard: bool = False
     fid_weights: str | None = None
     out: Path = Path("results")
     reports: Path | None = Path("reports")  # None: no report
@@ -86,6 +87,8 @@ def resolve_experiment(req: Request) -> Experiment:
         raw["seeds"] = list(req.seeds)
     if req.no_eval:
         ev["enabled"] = False
+    if req.no_tensorboard:
+        train["tensorboard"] = False
     if req.fid_weights is not None:
         ev["fid_weights"] = config.absolute_path(req.fid_weights)
     for assignment in req.sets:
@@ -110,6 +113,7 @@ def refuse_changes_on_resume(req: Request, what: str) -> None:
     """--resume takes the configuration from the folder; a setting given beside it would be ignored."""
     changed = [f"--{k.replace('_', '-')}" for k in Request.CONFIG_OPTIONS if getattr(req, k) is not None]
     changed += ["--no-eval"] if req.no_eval else []
+    changed += ["--no-tensorboard"] if req.no_tensorboard else []
     if changed or req.sets:
         raise BenchError(f"--resume continues a {what} exactly as it was configured; drop {', '.join(changed or ['--set'])}")
 

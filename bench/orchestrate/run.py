@@ -98,8 +98,12 @@ def experiment_from_manifest(manifest: dict, run_dir: Path) -> Experiment:
 
 
 def trained_config(config: dict) -> dict:
-    """A configuration without its [compare] table: how a run is judged does not make it another run."""
-    return {k: v for k, v in (config or {}).items() if k != "compare"}
+    """A configuration without what only judges or displays a run ([compare], train.tensorboard): those do
+    not make it another run."""
+    out = {k: v for k, v in (config or {}).items() if k != "compare"}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k != "tensorboard"}
+    return out
 
 
 def is_resumable(manifest: dict, exp: Experiment) -> bool:

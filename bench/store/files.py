@@ -62,8 +62,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], durable: bool = 
             tmp.unlink()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
 def strict(obj: Any) -> Any:

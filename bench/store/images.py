@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
-from bench.store.files import atomic_write, writing
+from bench.store.files import atomic_write, atomic_write_bytes, writing
 
 
 def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
@@ -30,8 +31,9 @@ def save_arrays(folder: Path, stem: str, **arrays: np.ndarray) -> None:
     atomic_write(folder / f"{stem}.npz", lambda f: np.savez(f, **arrays), durable=False)
 
 
-def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> None:
-    """Raw float32 array and a PNG grid (upscaled ``scale`` times, nearest) of the same images.
+def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> bytes | None:
+    """Raw float32 array and a PNG grid (upscaled ``scale`` times, nearest) of the same images; returns
+    the PNG's bytes (None for points).
 
     Point data (N, D) gets the array only: the report draws it (training never imports matplotlib).
     """
@@ -41,8 +43,12 @@ def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> 
         folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / f"{stem}.npy", lambda f: np.save(f, images.astype(np.float32)), durable=False)
     if images.ndim != 4:
-        return
+        return None
     img = Image.fromarray(to_grid(images))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    atomic_write(folder / f"{stem}.png", lambda f: img.save(f, format="PNG"), durable=False)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    png = buffer.getvalue()
+    atomic_write_bytes(folder / f"{stem}.png", png, durable=False)
+    return png

@@ -24,6 +24,14 @@ CSV_COLUMNS = (*KEY_COLUMNS, *STEP_METRICS, "status", *TIMING_COLUMNS)
 QUALITY_COLUMNS = (*KEY_COLUMNS, "metric", "value", "eval_seconds")
 
 
+def series_tag(column: str, quality: bool = False) -> str:
+    """A CSV column's (or, with ``quality``, a quality metric's) name in TensorBoard and MLflow: grouped by
+    kind, so each tool's dashboard shows training, timing and sample quality as sections."""
+    if quality:
+        return f"quality/{column}"
+    return f"time/{column}" if column in TIMING_COLUMNS else f"train/{column}"
+
+
 def _fmt(v: float) -> str:
     # repr of a float64 round-trips exactly: equal CSV text means equal values.
     return "nan" if v != v else repr(float(v))
