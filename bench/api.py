@@ -20,6 +20,7 @@ import pandas as pd
 from bench.analysis.compare import compare as compare_runs
 from bench.analysis.verdict import Verdict
 from bench.core.errors import BenchError
+from bench.store.files import strict
 from bench.store.layout import run_dirs
 from bench.store.load import load_run
 from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS
@@ -107,4 +108,4 @@ def compare(*paths: str | Path, primary: str = "", reference: str = "", alpha: f
             for v in result["objects"] for c in v.comparisons]
     return Comparison(verdicts=list(result["objects"]), table=pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
                       leaderboard=result.get("leaderboard"),
-                      json={k: v for k, v in result.items() if k != "objects"})
+                      json=strict({k: v for k, v in result.items() if k != "objects"}))

@@ -87,3 +87,32 @@ def test_whole_run_overhead_share(benchmark, tmp_path, capsys):
         print(f"\nfaces, 3 optimizers x 400 iterations: scoring {evaluation:.2f} s = {100 * evaluation / train:.1f}% "
               f"of training {train:.1f} s; harness overhead per pair {[f'{100 * o:.1f}%' for o in overhead]}")
     assert evaluation < train
+
+
+def test_tensorboard_share_of_training(benchmark, tmp_path, capsys):
+    """TensorBoard's cost on the default experiment: every pair's events rewritten from its files (the same
+    protocol-buffer writes as during training, plus parsing the CSV: an upper bound), against the pair's
+    training time from a run with TensorBoard off."""
+    from bench.cli import main
+    from bench.export.pairs import pairs
+    from bench.store.tensorboard import export_pair
+
+    out = tmp_path / "out"
+    args = ["run", "faces", "--seeds", "0", "--steps", "400", "--quiet", "--no-report", "--no-tensorboard", "--out",
+            str(out)]
+    assert main(args) == 0
+    run_dir = next(out.glob("faces/*"))
+    todo = list(pairs(run_dir))
+
+    def write_all() -> None:
+        for p in todo:
+            export_pair(p.files.root, p.hparams, p.group, "finished", None)
+
+    benchmark.pedantic(write_all, rounds=5, iterations=1, warmup_rounds=1)
+    train = sum(p.status["train_seconds"] for p in todo)
+    share = benchmark.stats.stats.median / train
+    benchmark.extra_info.update(tensorboard_share=share)
+    with capsys.disabled():
+        print(f"\nfaces, 3 optimizers x 400 iterations: TensorBoard events {1000 * benchmark.stats.stats.median:.0f} ms "
+              f"= {100 * share:.2f}% of training {train:.1f} s")
+    assert share < 0.02
