@@ -106,7 +106,7 @@ def test_tensorboard_share_of_training(benchmark, tmp_path, capsys):
 
     def write_all() -> None:
         for p in todo:
-            export_pair(p.files.root, p.hparams, p.group, "finished", None)
+            export_pair(p.files.root, p.hparams, p.session, "finished", None)
 
     benchmark.pedantic(write_all, rounds=5, iterations=1, warmup_rounds=1)
     train = sum(p.status["train_seconds"] for p in todo)

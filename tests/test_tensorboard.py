@@ -50,7 +50,7 @@ def test_every_csv_value_image_and_hyperparameter_is_in_the_events(tb_run):
         assert hp["experiment"].string_value == "smoke" and hp["run"].string_value == tb_run.name
         want = manifest["optimizers"][label]["generator"]["learning_rate"]
         assert hp["learning_rate"].number_value == pytest.approx(want)
-        assert start.group_name == f"{tb_run.name}/{label}"  # seeds of one optimizer grouped in the HParams table
+        assert start.group_name == f"{tb_run.name}/{pair}"  # one row per (optimizer, seed) in the HParams table
         end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
         assert end.status == api_pb2.STATUS_SUCCESS
 

@@ -39,7 +39,7 @@ from bench.store.files import atomic_write_json, read_json
 from bench.store.images import save_arrays, save_images
 from bench.store.layout import RunFiles
 from bench.store.logs import MetricsLog, QualityLog, Scan, scan_metrics, scan_quality
-from bench.store.tensorboard import PairEvents, hparams_of, session_group
+from bench.store.tensorboard import PairEvents, hparams_of, session_name
 
 DONE = ("finished", "diverged")  # a pair in one of these states is not trained again (unless its files are damaged)
 
@@ -237,7 +237,7 @@ class PairRun:
         hparams = hparams_of(self.exp.name, self.run_dir.name, self.label, self.seed,
                              {"type": spec.name, **optimizers.describe(spec)})
         started = prior.get("started")
-        return PairEvents(self.files.root, hparams, group=session_group(self.run_dir.name, self.label),
+        return PairEvents(self.files.root, hparams, session=session_name(self.run_dir.name, self.files.root.name),
                           keep_metrics=plan.keep_metrics, keep_quality=plan.keep_quality,
                           samples_upto=plan.start if plan.start else -1,
                           start_time=datetime.fromisoformat(started).timestamp() if started else None)

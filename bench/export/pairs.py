@@ -11,7 +11,7 @@ from bench.core.errors import BenchError
 from bench.core.names import MANIFEST, run_name
 from bench.store.files import read_json
 from bench.store.layout import RunFiles
-from bench.store.tensorboard import hparams_of, session_group
+from bench.store.tensorboard import hparams_of, session_name
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,9 @@ class Pair:
         return run_name(self.label, self.seed)
 
     @property
-    def group(self) -> str:
-        """Pairs of one optimizer in one run: the HParams table's group, MLflow's parent."""
-        return session_group(self.run_dir.name, self.label)
+    def session(self) -> str:
+        """The pair's HParams session name."""
+        return session_name(self.run_dir.name, self.name)
 
     @property
     def hparams(self) -> dict:

@@ -16,7 +16,7 @@ def export(folder: Path) -> list[Path]:
     written = []
     for run_dir in run_dirs(folder):
         for pair in pairs(run_dir):
-            written.append(export_pair(pair.files.root, pair.hparams, pair.group, pair.status.get("status", ""),
+            written.append(export_pair(pair.files.root, pair.hparams, pair.session, pair.status.get("status", ""),
                                        pair.time("started")))
     if not written:
         raise BenchError(f"{folder}: no pair has logged a row yet; nothing to export")

@@ -3,8 +3,8 @@
 One TensorBoard run per (optimizer, seed): the pair folder (``<experiment>/<run-id>/runs/adam-seed0``).
 It holds every CSV column as a scalar at its iteration (``series_tag``), every quality metric at its
 evaluation, the sample grid at each sample interval, and the HParams plugin's session records: the
-optimizer's hyper-parameters, its label and the seed, grouped by optimizer so the HParams table can
-aggregate and filter across seeds.
+optimizer's hyper-parameters, its label and the seed, one session per pair, so the HParams table lists
+every seed and filters, sorts and colours by optimizer and seed.
 
 The CSVs are the record; the events are derived from them. A resumed pair rewrites its events from the
 verified rows it keeps (``PairEvents(keep=...)``), then appends, so no point is lost or written twice;
@@ -48,16 +48,18 @@ def hparams_of(exp_name: str, run_id: str, label: str, seed: int, described: Map
     return out
 
 
-def session_group(run_id: str, label: str) -> str:
-    """The seeds of one optimizer in one run: the HParams table's group (and MLflow's pair names' prefix)."""
-    return f"{run_id}/{label}"
+def session_name(run_id: str, pair: str) -> str:
+    """The pair's HParams session (its row in the HParams table): one per (optimizer, seed), so the table
+    lists every seed, filters by optimizer and seed, and colours by optimizer in its parallel-coordinates view
+    (sessions sharing a name would be merged into one row showing one seed)."""
+    return f"{run_id}/{pair}"
 
 
 class PairEvents:
     """The event file of one pair. ``keep_metrics`` / ``keep_quality``: the CSV lines (with newlines) the
     pair's logs start from; every older event file of the pair is removed and those rows written first."""
 
-    def __init__(self, folder: Path, hparams: dict, group: str, keep_metrics: list[str] | None = None,
+    def __init__(self, folder: Path, hparams: dict, session: str, keep_metrics: list[str] | None = None,
                  keep_quality: list[str] | None = None, samples_upto: int = -1, start_time: float | None = None):
         from tensorboard.compat.proto import event_pb2, summary_pb2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -71,7 +73,7 @@ class PairEvents:
             folder.mkdir(parents=True, exist_ok=True)
             # flush_secs: TensorBoard shows a live run within half a minute; every checkpoint flushes too
             self._writer = EventFileWriter(str(folder), max_queue_size=1024, flush_secs=30)
-        self._session_start(hparams, group)
+        self._session_start(hparams, session)
         self._metric_tags = [series_tag(c) for c in (*STEP_METRICS, *TIMING_COLUMNS)]
         for line in keep_metrics or []:
             f = line.rstrip("\n").split(",")
@@ -93,10 +95,10 @@ class PairEvents:
         self._writer.add_event(self._event(wall_time=time.time() if wall is None else wall, step=int(step),
                                            summary=self._summary(value=values)))
 
-    def _session_start(self, hparams: dict, group: str) -> None:
+    def _session_start(self, hparams: dict, session: str) -> None:
         from tensorboard.plugins.hparams import summary_v2
 
-        summary = summary_v2.hparams_pb(hparams, trial_id=group, start_time_secs=self.start)
+        summary = summary_v2.hparams_pb(hparams, trial_id=session, start_time_secs=self.start)
         self._writer.add_event(self._event(wall_time=self.start, step=0, summary=summary))
 
     def metrics(self, step: int, values, step_seconds: float, elapsed: float) -> None:
@@ -142,7 +144,7 @@ class PairEvents:
             self._writer.close()
 
 
-def export_pair(folder: Path, hparams: dict, group: str, status: str, start_time: float | None) -> Path:
+def export_pair(folder: Path, hparams: dict, session: str, status: str, start_time: float | None) -> Path:
     """Write a pair's events from its files (a run made before, or with --no-tensorboard)."""
     metrics = folder / "metrics.csv"
     quality = folder / "quality.csv"
@@ -151,7 +153,7 @@ def export_pair(folder: Path, hparams: dict, group: str, status: str, start_time
     # only whole rows: a pair cut short by a kill may end in a torn line
     lines = [ln for ln in lines if ln.endswith("\n") and ln.count(",") == len(CSV_COLUMNS) - 1]
     qlines = [ln for ln in qlines if ln.endswith("\n") and ln.count(",") == len(QUALITY_COLUMNS) - 1]
-    events = PairEvents(folder, hparams, group, lines, qlines, samples_upto=math.inf, start_time=start_time)
+    events = PairEvents(folder, hparams, session, lines, qlines, samples_upto=math.inf, start_time=start_time)
     events.end(status)
     events.close()
     return folder
