@@ -214,21 +214,22 @@ class PairRun:
         self.blocks = 0
         self.t_start = time.perf_counter()
 
-        if start == 0:
-            self.on_sample(0)
         progress = Progress(self.label, self.seed, exp.train.steps, start, self.quiet)
         try:
+            if start == 0:
+                self.on_sample(0)
             out = run_loop(self.trainer, start, exp.train.steps, self.on_row, self.on_sample, self.on_checkpoint,
                            exp.train.sample_every, exp.train.checkpoint_every, progress,
                            should_stop=lambda: stop.requested() is not None, on_block=self.on_block)
+            if self.events is not None:
+                self.events.end(out.status)
         finally:
             progress.close()
             self.log.close()
             if self.quality is not None:
                 self.quality.close()
-        if self.events is not None:
-            self.events.end(out.status)
-            self.events.close()
+            if self.events is not None:  # also on an error: what was written reaches the disk, the thread ends
+                self.events.close()
         return self.finish(out)
 
     def open_events(self, plan: Plan, prior: dict) -> PairEvents:
