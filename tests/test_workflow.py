@@ -129,3 +129,8 @@ def test_regressions_become_annotations_a_markdown_summary_and_junit_failures(cl
     own = regressed / "comment.md"
     r = cli("check", golden["fast"], "--baseline", regressed / "baseline.json", "--markdown", own)
     assert r.code == 1 and "::error" not in r.out and own.read_text().startswith("### bench check")
+    # a summary file that cannot be written (its folder is gone): one line, exit 2
+    gone = regressed / "gone" / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gone))
+    r = cli("check", golden["fast"], "--baseline", regressed / "baseline.json", "--markdown", gone)
+    assert r.code == 2 and r.err.count("\n") == 1 and f"cannot write {gone}" in r.err, r.err

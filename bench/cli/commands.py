@@ -124,7 +124,7 @@ def cmd_baseline(args) -> int:
 
 def cmd_check(args) -> int:
     from bench.analysis import trends
-    from bench.store.files import atomic_write_bytes
+    from bench.store.files import atomic_write_bytes, os_error
     from bench.store.layout import latest_run
 
     overrides = [trends.Override.parse(t) for t in args.tolerance]
@@ -138,8 +138,11 @@ def cmd_check(args) -> int:
         text = trends.markdown(result, f"bench check: {run_dir.name} against {args.baseline.name}")
         if os.environ.get("GITHUB_STEP_SUMMARY") and args.markdown.resolve() == Path(
                 os.environ["GITHUB_STEP_SUMMARY"]).resolve():
-            with args.markdown.open("a", encoding="utf-8") as f:  # the job's summary: every step appends
-                f.write(text)
+            try:
+                with args.markdown.open("a", encoding="utf-8") as f:  # the job's summary: every step appends
+                    f.write(text)
+            except OSError as e:
+                raise os_error(e, args.markdown) from None
         else:
             atomic_write_bytes(args.markdown, text.encode("utf-8"))
     if args.json:

@@ -93,6 +93,8 @@ def run_dirs(folder: Path) -> list[Path]:
     folder = Path(folder)
     if (folder / MANIFEST).exists():
         return [folder]
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"{folder}: a file, not a run folder (a folder holding {MANIFEST})")
     if not folder.is_dir():
         raise BenchError(f"{folder}: not found")
     found = sorted({p.parent for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for p in folder.glob(pattern)})
