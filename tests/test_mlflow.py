@@ -114,11 +114,25 @@ def assert_mlflow_equals_files(client, run_dir: Path, pairs: list[str]) -> None:
     assert "manifest.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
-def test_a_run_logs_to_a_real_tracking_server(cli, server, tmp_path):
+def test_a_run_logs_to_a_real_tracking_server(cli, server, tmp_path, monkeypatch):
+    from bench.execute.pair import PairRun
+
+    # what the server holds as each pair starts: the pairs before it were sent as they finished
+    held, train = [], PairRun.run
+
+    def observed(self):
+        found = _client(server).search_runs(
+            [e.experiment_id for e in _client(server).search_experiments()],
+            f"tags.`bench.run_id` = '{self.run_dir.name}' and tags.`bench.pair` != ''")
+        held.append(len(found))
+        return train(self)
+
+    monkeypatch.setattr(PairRun, "run", observed)
     r = cli(*RUN, "--mlflow", server, "--out", tmp_path / "results", "--reports", tmp_path / "reports")
     assert r.code == 0, r.err
     run_dir = only_run_dir(tmp_path / "results", "smoke")
-    assert "mlflow: 6 pair(s) sent" in r.err and "warning" not in r.err
+    assert "mlflow: 6 pair(s) sent as they finished" in r.err and "warning" not in r.err
+    assert held == [0, 1, 2, 3, 4, 5]
     client = _client(server)
     assert_mlflow_equals_files(client, run_dir, [f"{o}-seed{s}" for o in ("sgd", "rmsprop", "adam") for s in (0, 1)])
     parent, _ = _runs(client, run_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.core.errors import BenchError, describe
@@ -41,18 +42,20 @@ def cmd_run(args) -> int:
     if len(experiments) > 1 and args.resume is not None:
         raise BenchError("--resume continues one run folder; give no experiment names beside it")
     reqs = [request(args, e) for e in experiments]
+    live = None
     if args.mlflow is not None:  # checked before anything is written
-        from bench.export.mlflow import require_mlflow, send_quietly, tracking_uri
+        from bench.export.mlflow import Live, require_mlflow, tracking_uri
 
         tracking_uri(args.mlflow, args.out)
         require_mlflow()
+        live = Live(args.mlflow, reqs[0].reports)
+        reqs = [replace(r, on_pair=live.pair_done) for r in reqs]
 
     def report(folder: Path) -> None:  # also for an interrupted run: a report of what exists
         if reqs[0].reports is not None and any(folder.glob("runs/*/metrics.csv")):
             _quietly(build_report, folder, reqs[0].reports, "run")
-        if args.mlflow is not None and any(folder.glob("runs/*/metrics.csv")):
-            # a copy for MLflow after the report (which it carries); a failure is one warning line
-            print(send_quietly(folder, args.mlflow, folder.parents[1], reqs[0].reports), file=sys.stderr)
+        if live is not None and any(folder.glob("runs/*/metrics.csv")):
+            live.run_done(folder)  # the parent run, with the report; a failure was said once
 
     code = 0
     for run_dir, manifest in run_many(reqs, after=report):

@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "configuration is saved with the run.")
     _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints", several=True)
     r.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
-                   help="when the run ends, log each (optimizer, seed) to MLflow with the report (needs: pip "
-                        "install 'bench[mlflow]'): without URI to sqlite:///<out>/mlflow.db, else to that tracking "
+                   help="log each (optimizer, seed) to MLflow as it finishes, the report when the run ends (needs: "
+                        "pip install 'bench[mlflow]'): without URI to sqlite:///<out>/mlflow.db, else to that tracking "
                         "server (http(s)://...) or sqlite:///FILE. A server that is down never stops the training: "
                         "one warning, then bench export mlflow RUN_DIR --uri URI")
     r.set_defaults(func="run")

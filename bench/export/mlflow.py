@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import os
+import sys
 import urllib.error
 import urllib.request
 import warnings
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.core.errors import BenchError, describe
+from bench.core.names import run_name
 from bench.export.pairs import Pair, manifest_of, pairs, posix
 from bench.store.files import inside
 from bench.store.layout import run_dirs
@@ -104,16 +106,19 @@ class Sent:
     pairs: dict[str, str] = field(default_factory=dict)  # "<run id>/<pair>" -> MLflow run id
     skipped: int = 0  # pairs MLflow already held finished
 
-    def line(self) -> str:
+    def line(self, live: int | None = None) -> str:
         where = (f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}" if self.uri.startswith("http")
                  else f"{self.uri} (experiment id {self.experiment_id}; mlflow ui --backend-store-uri {self.uri})")
+        if live is not None:
+            return f"mlflow: {live + len(self.pairs)} pair(s) sent as they finished: {where}"
         return f"mlflow: {len(self.pairs)} pair(s) sent, {self.skipped} already there: {where}"
 
 
 def send(folder: Path, uri: str, results: Path | None = None, reports: Path | None = None,
-         option: str = "--uri") -> Sent:
+         option: str = "--uri", only: set[str] | None = None) -> Sent:
     """Every run folder at or below ``folder`` to the MLflow store ``uri`` ("" = the embedded one in
-    ``results``, by default the results folder above the run folders). Raises BenchError on any failure."""
+    ``results``, by default the results folder above the run folders); with ``only``, just those pairs (by
+    name) and the parent run. Raises BenchError on any failure."""
     runs = run_dirs(folder)
     if results is None:
         results = runs[0].parents[1]
@@ -128,7 +133,7 @@ def send(folder: Path, uri: str, results: Path | None = None, reports: Path | No
 
             client = MlflowClient(tracking_uri=uri)
             for run_dir in runs:
-                _send_run(client, run_dir, uri, results, reports, sent)
+                _send_run(client, run_dir, uri, results, reports, sent, only)
     except BenchError:
         raise
     except Exception as e:  # noqa: BLE001 - MLflow's (and its HTTP client's) errors are many and unlisted
@@ -159,7 +164,8 @@ def _existing(client, experiment_id: str, run_id: str) -> dict[str, object]:
             return found
 
 
-def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | None, sent: Sent) -> None:
+def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | None, sent: Sent,
+              only: set[str] | None = None) -> None:
     from mlflow.entities import Param
 
     manifest = manifest_of(run_dir)
@@ -186,6 +192,8 @@ def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | No
         client.log_artifacts(parent_id, str(report), "report")
 
     for pair in pairs(run_dir):
+        if only is not None and pair.name not in only:
+            continue
         old = existing.get(pair.name)
         if old is not None and old.info.status == "FINISHED":
             sent.skipped += 1
@@ -194,6 +202,8 @@ def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | No
             client.delete_run(old.info.run_id)
         sent.pairs[f"{run_id}/{pair.name}"] = _send_pair(client, exp_id, pair, parent_id, common)
 
+    if only is not None:
+        return  # the run is still going: its parent stays RUNNING until the whole run is sent
     # an interrupted run is KILLED until its resume is sent: then FINISHED
     client.set_terminated(parent_id, RUN_STATUS.get(manifest.get("status"), "KILLED"),
                           end_time=_ms(posix(manifest.get("finished"))))
@@ -251,11 +261,34 @@ def _rows(path: Path, columns: tuple[str, ...]):
             yield dict(zip(columns, fields, strict=True))
 
 
-def send_quietly(run_dir: Path, uri: str, results: Path, reports: Path | None) -> str:
-    """`bench run --mlflow`: send, or one warning line (never an exception): the run is safe on disk."""
-    try:
-        return send(run_dir, uri, results, reports, "--mlflow").line()
-    except BenchError as e:
-        shown = f" --uri {uri}" if uri else ""
-        return (f"bench: warning: not sent to MLflow: {e}; the results are intact in {run_dir}; send them later "
-                f"with: bench export mlflow {run_dir}{shown}")
+class Live:
+    """`bench run --mlflow`: each pair sent as it ends, the parent run (with the report) when the run ends.
+    The first failure is said once, in one line, and stops the sending for this run: the training goes on,
+    the files are complete, and the line names the command that sends them later. Never raises."""
+
+    def __init__(self, uri: str, reports: Path | None):
+        self.uri, self.reports = uri, reports
+        self.failed: set[Path] = set()  # run folders whose sending stopped (several experiments: each its own)
+        self.sent: dict[Path, int] = {}  # pairs sent so far, per run folder
+
+    def _try(self, run_dir: Path, only: set[str] | None) -> Sent | None:
+        if run_dir in self.failed:
+            return None
+        try:
+            return send(run_dir, self.uri, run_dir.parents[1], None if only else self.reports, "--mlflow", only)
+        except BenchError as e:
+            self.failed.add(run_dir)
+            shown = f" --uri {self.uri}" if self.uri else ""
+            print(f"bench: warning: not sent to MLflow: {e}; the training goes on and its results are complete in "
+                  f"{run_dir}; send them later with: bench export mlflow {run_dir}{shown}", file=sys.stderr)
+            return None
+
+    def pair_done(self, run_dir: Path, label: str, seed: int) -> None:
+        sent = self._try(run_dir, {run_name(label, seed)})
+        if sent is not None:
+            self.sent[run_dir] = self.sent.get(run_dir, 0) + len(sent.pairs)
+
+    def run_done(self, run_dir: Path) -> None:
+        sent = self._try(run_dir, None)
+        if sent is not None:
+            print(sent.line(live=self.sent.get(run_dir, 0)), file=sys.stderr)

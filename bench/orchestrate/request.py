@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Request:
     fid_weights: str | None = None
     out: Path = Path("results")
     reports: Path | None = Path("reports")  # None: no report
+    on_pair: Callable[[Path, str, int], None] | None = None  # told (run folder, label, seed) as each pair ends
     resume: Path | None = None
     fresh: bool = False
     quiet: bool = False
@@ -55,13 +57,15 @@ class RunOptions:
     executor: str = "local"  # local | ray
     address: str | None = None  # Ray cluster address; None starts a local Ray
     command: str = "bench"
+    on_pair: Callable[[Path, str, int], None] | None = None  # after each pair is recorded (in this process)
 
 
 def run_options(req: Request) -> RunOptions:
     if req.address and req.executor != "ray":
         raise BenchError("--address is for --executor ray")
     jobs = req.jobs if req.jobs is not None else (0 if req.executor == "ray" else 1)
-    return RunOptions(quiet=req.quiet, jobs=jobs, executor=req.executor, address=req.address, command=req.command)
+    return RunOptions(quiet=req.quiet, jobs=jobs, executor=req.executor, address=req.address, command=req.command,
+                      on_pair=req.on_pair)
 
 
 def _table(raw: dict, key: str, where: Path) -> dict:

@@ -204,6 +204,8 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     def record(label: str, seed: int, rec: dict) -> None:
         manifest["runs"][run_name(label, seed)] = rec
         atomic_write_json(path, manifest)
+        if opts.on_pair is not None:  # e.g. MLflow, pair by pair; it reports its own failures, never raises
+            opts.on_pair(run_dir, label, seed)
 
     pairs = [(o.label, seed) for o in exp.optimizers for seed in exp.seeds]
     manifest["machine"]["jobs"] = opts.jobs
