@@ -40,9 +40,10 @@ def _checkout(dest: Path) -> Path:
 
 
 def _venv(dest: Path) -> Path:
-    """A fresh venv (what setup-python gives) that finds this environment's packages and no index."""
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(dest)], check=True,
-                   timeout=120)
+    """A fresh venv (what setup-python gives) that finds this environment's packages (pip among them) and no
+    index."""
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(dest)],
+                   check=True, timeout=120)
     purelib = Path(subprocess.run([str(dest / "bin" / "python"), "-c", "import sysconfig; "
                                    "print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True,
                                   text=True).stdout.strip())
