@@ -31,7 +31,7 @@ from bench.core.names import run_name
 from bench.export.pairs import Pair, manifest_of, pairs, posix
 from bench.store.files import inside
 from bench.store.layout import run_dirs
-from bench.store.logs import CSV_COLUMNS, KEY_COLUMNS, QUALITY_COLUMNS, series_tag
+from bench.store.logs import CSV_COLUMNS, KEY_COLUMNS, QUALITY_COLUMNS, series_tag, whole_lines
 
 DB_FILE = "mlflow.db"  # the embedded store, in the results folder
 ARTIFACTS = "mlartifacts"  # its artifacts, beside it
@@ -227,7 +227,7 @@ def _send_pair(client, exp_id: str, pair: Pair, parent_id: str, common: dict) ->
         client.log_batch(run_id, params=params[i:i + 100])
     base = start if start is not None else 0.0
     metrics = []
-    for row in _rows(pair.files.root / "metrics.csv", CSV_COLUMNS):
+    for row in _rows(pair.files.metrics, CSV_COLUMNS):
         step, wall = int(row["step"]), _ms(base + float(row["elapsed_seconds"]))
         for col in CSV_COLUMNS:
             if col in KEY_COLUMNS or col == "status":
@@ -235,7 +235,7 @@ def _send_pair(client, exp_id: str, pair: Pair, parent_id: str, common: dict) ->
             value = float(row[col])
             if math.isfinite(value):  # MLflow's stores differ on NaN; a diverged step is in the CSV and tags
                 metrics.append(Metric(series_tag(col), value, wall, step))
-    for row in _rows(pair.files.root / "quality.csv", QUALITY_COLUMNS):
+    for row in _rows(pair.files.quality, QUALITY_COLUMNS):
         value = float(row["value"])
         if math.isfinite(value):
             metrics.append(Metric(series_tag(row["metric"], quality=True), value, _ms(base), int(row["step"])))
@@ -251,14 +251,9 @@ def _send_pair(client, exp_id: str, pair: Pair, parent_id: str, common: dict) ->
 
 
 def _rows(path: Path, columns: tuple[str, ...]):
-    """Whole CSV rows as dicts (a pair cut short by a kill may end in a torn line: it is left out)."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[1:]
-    for line in lines:
-        fields = line.rstrip("\n").split(",")
-        if line.endswith("\n") and len(fields) == len(columns):
-            yield dict(zip(columns, fields, strict=True))
+    """Whole CSV rows as dicts."""
+    for line in whole_lines(path, columns):
+        yield dict(zip(columns, line.rstrip("\n").split(","), strict=True))
 
 
 class Live:

@@ -119,6 +119,14 @@ def _lines(path: Path) -> tuple[str | None, list[str]]:
     return (text[0] if text else None), text[1:]
 
 
+def whole_lines(path: Path, columns: tuple[str, ...]) -> list[str]:
+    """A log's data lines that are whole (newline-ended, every field there), for exporters: a pair cut short by
+    a kill may end in a torn line, which is left out. No file: no lines."""
+    if not path.is_file():
+        return []
+    return [ln for ln in _lines(path)[1] if ln.endswith("\n") and ln.count(",") == len(columns) - 1]
+
+
 def _number(text: str) -> bool:
     try:
         float(text)

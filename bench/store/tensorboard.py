@@ -23,7 +23,8 @@ from typing import Any
 
 from bench.core.metric_table import STEP_METRICS
 from bench.store.files import writing
-from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS, TIMING_COLUMNS, series_tag
+from bench.store.layout import RunFiles
+from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS, TIMING_COLUMNS, series_tag, whole_lines
 
 EVENTS_GLOB = "events.out.tfevents.*"
 SAMPLES_TAG = "samples"
@@ -146,14 +147,9 @@ class PairEvents:
 
 def export_pair(folder: Path, hparams: dict, session: str, status: str, start_time: float | None) -> Path:
     """Write a pair's events from its files (a run made before, or with --no-tensorboard)."""
-    metrics = folder / "metrics.csv"
-    quality = folder / "quality.csv"
-    lines = metrics.read_text(encoding="utf-8").splitlines(keepends=True)[1:] if metrics.exists() else []
-    qlines = quality.read_text(encoding="utf-8").splitlines(keepends=True)[1:] if quality.exists() else []
-    # only whole rows: a pair cut short by a kill may end in a torn line
-    lines = [ln for ln in lines if ln.endswith("\n") and ln.count(",") == len(CSV_COLUMNS) - 1]
-    qlines = [ln for ln in qlines if ln.endswith("\n") and ln.count(",") == len(QUALITY_COLUMNS) - 1]
-    events = PairEvents(folder, hparams, session, lines, qlines, samples_upto=math.inf, start_time=start_time)
+    files = RunFiles(folder)
+    events = PairEvents(folder, hparams, session, whole_lines(files.metrics, CSV_COLUMNS),
+                        whole_lines(files.quality, QUALITY_COLUMNS), samples_upto=math.inf, start_time=start_time)
     events.end(status)
     events.close()
     return folder
