@@ -20,7 +20,7 @@ import pandas as pd
 from bench.analysis.compare import compare as compare_runs
 from bench.analysis.verdict import Verdict
 from bench.core.errors import BenchError
-from bench.store.files import strict
+from bench.store.files import strict, warn
 from bench.store.layout import run_dirs
 from bench.store.load import load_run
 from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS
@@ -45,12 +45,21 @@ class Runs:
 
 
 def load(path: str | Path) -> Runs:
-    """Every run folder at or below ``path``, read into tidy DataFrames (unfinished runs included)."""
-    dirs = run_dirs(Path(path))
-    metrics, quality, pairs, manifests = [], [], [], {}
+    """Every run folder at or below ``path``, read into tidy DataFrames (unfinished runs included). A run
+    folder that cannot be read (a torn manifest, a garbled log) is skipped with a warning when ``path``
+    holds several; alone, it raises BenchError naming the file."""
+    dirs = run_dirs(_path(path))
+    metrics, quality, pairs, manifests, used = [], [], [], {}, []
     for d in dirs:
-        data = load_run(d)
-        key = {"experiment": str(data.manifest.get("experiment", d.parent.name)), "run": d.name}
+        try:
+            data = load_run(d)
+        except BenchError as e:
+            if len(dirs) == 1:
+                raise
+            warn(f"{e}; that run is skipped")
+            continue
+        used.append(d)
+        key = {"experiment": data.experiment, "run": d.name}
         manifests[f"{key['experiment']}/{d.name}"] = data.manifest
         metrics.append(data.metrics.assign(**key))
         quality.append(data.quality.assign(**key))
@@ -62,7 +71,13 @@ def load(path: str | Path) -> Runs:
     return Runs(metrics=_tidy(metrics, (*RUN_COLUMNS, *CSV_COLUMNS)),
                 quality=_tidy(quality, (*RUN_COLUMNS, *QUALITY_COLUMNS)),
                 pairs=pd.DataFrame(pairs, columns=[*RUN_COLUMNS, "optimizer", "seed", *PAIR_FIELDS]),
-                manifests=manifests, run_dirs=dirs)
+                manifests=manifests, run_dirs=used)
+
+
+def _path(path) -> Path:
+    if not isinstance(path, (str, Path)) or str(path) == "":
+        raise BenchError(f"bench: expected the path of a run folder (or a folder of runs), got {path!r}")
+    return Path(path)
 
 
 def _tidy(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -99,8 +114,7 @@ def compare(*paths: str | Path, primary: str = "", reference: str = "", alpha: f
     ``p_holm`` the sign-flip p-value after Holm's correction, ``p_improvement`` the paired probability that A beats B on a seed."""
     if not paths:
         raise BenchError("bench.compare: give at least one run folder (or a folder of runs)")
-    dirs = [d for p in paths for d in run_dirs(Path(p))]
-    result = compare_runs(dirs, primary, reference, alpha)
+    result = compare_runs([_path(p) for p in paths], primary, reference, alpha)
     rows = [{"experiment": v.experiment, "metric": c.metric, "a": c.a, "b": c.b, "estimate": c.estimate,
              "ci_low": c.ci[0], "ci_high": c.ci[1], "p_raw": c.p_raw, "p_holm": c.p_holm,
              "p_improvement": c.p_improvement, "wins": c.wins, "n_seeds": len(c.seeds), "label": c.label,

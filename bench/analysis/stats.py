@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 FINAL_FRACTION = 0.10  # "final" = the last 10% of iterations
 
@@ -77,6 +78,14 @@ def smallest_p(n: int) -> float:
     return 2 / 2 ** n if n <= EXACT_MAX else 1 / (MONTE_CARLO + 1)
 
 
+def seeds_needed(pairs: int, alpha: float) -> int:
+    """The fewest seeds with which a difference in every seed is significant after Holm over ``pairs``."""
+    n = 1
+    while pairs * smallest_p(n) >= alpha:
+        n += 1
+    return n
+
+
 def holm(p: list[float]) -> list[float]:
     """Holm's step-down adjustment: sorted ascending, p_(i) -> max over j <= i of min(1, (m - j + 1) p_(j))."""
     m = len(p)
@@ -102,3 +111,15 @@ def bootstrap(values: np.ndarray, statistic, reps: int, seed: int, level: float 
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(stats, [tail, 100 - tail])
     return (float(low), float(high))
+
+
+def wilson(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (``successes`` may count a tie as 1/2): unlike a bootstrap of
+    the seeds it is never the single point [1, 1] when every seed agrees."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0))
+    return (max(0.0, centre - half), min(1.0, centre + half))

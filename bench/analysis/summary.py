@@ -6,6 +6,7 @@ Used by the report, the console summary and the trend checks.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from bench.analysis.stats import FINAL_FRACTION, final_mean
 from bench.core.metric_table import LOSSES
 from bench.core.names import run_name
 from bench.quality.metrics import mean_pairwise
+from bench.store.files import outside
+from bench.store.images import read_array
 from bench.store.layout import RunFiles
-from bench.store.load import RunData, load_run
+from bench.store.load import RunData, dig, load_run
 
 D_WINS_LOSS = 0.05  # mean D loss below this ...
 D_WINS_FRACTION = 0.20  # ... over a window this long (fraction of the run) = D wins outright
@@ -72,16 +75,20 @@ def final_quality(data: RunData, label: str, seed: int) -> dict[str, float]:
 def grid_diversity(run_dir: Path, label: str, seed: int) -> pd.DataFrame:
     real_path = run_dir / "real.npy"
     folder = RunFiles.of(run_dir, label, seed).samples
-    if not real_path.exists() or not folder.exists():
-        return pd.DataFrame(columns=["step", "diversity"])
-    real = mean_pairwise(np.load(real_path))
+    empty = pd.DataFrame(columns=["step", "diversity"])
+    if not real_path.exists() or not folder.is_dir() or outside(run_dir, folder):
+        return empty
+    real = read_array(real_path, run_dir, ndim=None)
+    if real is None or len(real) < 2:
+        return empty
+    scale = mean_pairwise(real)
     rows = []
     for p in sorted(folder.glob("step_*.npy")):
-        try:
-            rows.append((int(p.stem[5:]), mean_pairwise(np.load(p)) / real))
-        except (OSError, ValueError):
-            continue  # a sample file cut short by a kill
-    return pd.DataFrame(rows, columns=["step", "diversity"])
+        step = re.fullmatch(r"step_(\d{1,12})\.npy", p.name)
+        arr = read_array(p, run_dir, ndim=None) if step else None  # None: cut short by a kill, or not bench's
+        if arr is not None and len(arr) > 1 and arr[0].size == real[0].size:
+            rows.append((int(step.group(1)), mean_pairwise(arr) / scale))
+    return pd.DataFrame(rows, columns=["step", "diversity"]) if rows else empty
 
 
 @dataclass
@@ -110,7 +117,7 @@ def summarize_run(data: RunData, label: str, seed: int) -> RunSummary:
     last_div = float(div.diversity.iloc[-1]) if len(div) else float("nan")
     return RunSummary(
         optimizer=label, seed=seed, status=status, steps_done=int(df.step.max()) if len(df) else 0,
-        diverged_at=st.get("diverged_at"),
+        diverged_at=dig(st, "diverged_at", int),
         final={k: final_mean(df, k, data.steps_total) for k in LOSSES},
         ms_per_step=float(1000 * df.step_seconds.iloc[1:].median()) if len(df) > 1 else float("nan"),
         d_wins_at=d_wins_step(ok, data.steps_total) if len(ok) else None,
@@ -135,7 +142,6 @@ def console_summary(run_dir: Path) -> str:
                          "D-real": r.final["d_loss_real"], "D-fake": r.final["d_loss_fake"], "G": r.final["g_loss"],
                          "ms/step": r.ms_per_step})
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    m = data.manifest
-    return (f"\n{m['experiment']}: data {m['data']['source']}\n"
+    return (f"\n{data.experiment}: data {dig(data.manifest, 'data.source', str, '?')}\n"
             f"mean losses over the last {int(FINAL_FRACTION * 100)}% of iterations (before any divergence):\n"
             f"{table}\n\nresults: {run_dir}")

@@ -33,8 +33,8 @@ from bench.analysis.stats import final_mean, spread
 from bench.core.errors import BenchError
 from bench.core.metric_table import LOSSES, QUARTERS, TREND_METRICS
 from bench.core.names import now
-from bench.store.files import atomic_write_bytes, atomic_write_json
-from bench.store.load import RunData, load_run
+from bench.store.files import json_text
+from bench.store.load import RunData, dig, load_run
 
 SCHEMA = 1
 SLOPE_FRACTION = 0.25
@@ -108,19 +108,13 @@ def make_baseline(run_dir: Path) -> dict:
                              "of": len(data.seeds)}
         metrics[label] = entry
     return {
-        "schema": SCHEMA, "experiment": m["experiment"], "identity": m.get("identity"), "config": m.get("config"),
-        "versions": m.get("versions", {}), "machine": {k: m.get("machine", {}).get(k) for k in ("cpu", "cores", "intra_op_threads", "jit_compile")},
+        "schema": SCHEMA, "experiment": data.experiment, "identity": dig(m, "identity", str), "config": m.get("config"),
+        "versions": dig(m, "versions", dict, {}),
+        "machine": {k: dig(m, f"machine.{k}") for k in ("cpu", "cores", "intra_op_threads", "jit_compile")},
         "created": now(), "source_run": str(run_dir),
         "steps": data.steps_total, "seeds": data.seeds,
         "tolerance": {"iqr_multiple": TOL_IQR, "floors": FLOORS}, "metrics": metrics,
     }
-
-
-def write_baseline(run_dir: Path, out: Path) -> dict:
-    baseline = make_baseline(run_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, baseline)
-    return baseline
 
 
 def load_baseline(path: Path) -> dict:
@@ -257,7 +251,7 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
         raise BenchError(f"the run has {data.steps_total} iterations, the baseline {baseline['steps']}: windows would not line up")
     if m.get("experiment") != baseline.get("experiment"):
         notes.append(f"note: experiment name {baseline.get('experiment')!r} -> {m.get('experiment')!r}")
-    vb, vr = baseline.get("versions", {}), m.get("versions", {})
+    vb, vr = dig(baseline, "versions", dict, {}), dig(m, "versions", dict, {})
     for k in sorted(set(vb) | set(vr)):
         if vb.get(k) != vr.get(k):
             notes.append(f"note: {k} {vb.get(k)} -> {vr.get(k)} since the baseline")
@@ -333,19 +327,26 @@ def markdown(result: CheckResult, header: str) -> str:
     first (a table), then one line counting what passed; notes (a changed configuration) last."""
     failed, skipped = result.failed, result.skipped
     checked = len(result.rows) - len(skipped)
-    lines = [f"### {header}", ""]
+    lines = [f"### {_md(header)}", ""]
     if failed:
         lines += [f"**{len(failed)} of {checked} trend metrics left their baseline band**", "",
                   "| optimizer | metric | value | baseline band | baseline median | verdict |",
                   "| --- | --- | ---: | --- | ---: | --- |"]
-        lines += [f"| {r.optimizer} | {r.metric} | {r.value:.4g} | {_band(r)} | {r.baseline:.4g} | {r.verdict} |"
+        lines += [f"| {_md(r.optimizer)} | {_md(r.metric)} | {r.value:.4g} | {_band(r)} | {r.baseline:.4g} | {r.verdict} |"
                   for r in failed]
         lines.append("")
     passed = checked - len(failed)
     lines.append(f"{'passed' if not failed else 'within band'}: {passed} of {checked} trend metrics"
                  + (f" ({len(skipped)} skipped: no baseline value)" if skipped else ""))
-    lines += [f"> {n}" for n in result.notes]
+    lines += [f"> {_md(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Text for a Markdown table cell or line: a label from a run folder may hold anything, and neither a
+    '|' (a new cell), raw HTML (GitHub renders some), nor a newline may change the table."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("`", "\\`").replace("\r", " ").replace("\n", " ")
 
 
 def _escape(text: str, prop: bool = False) -> str:
@@ -362,13 +363,13 @@ def annotations(result: CheckResult) -> list[str]:
             for r in result.failed]
 
 
-def write_json(result: CheckResult, path: Path) -> None:
-    atomic_write_json(path, {"passed": not result.failed, "checked": len(result.rows) - len(result.skipped),
+def json_bytes(result: CheckResult) -> bytes:
+    return json_text({"passed": not result.failed, "checked": len(result.rows) - len(result.skipped),
                              "skipped": len(result.skipped), "notes": result.notes,
-                             "identity_changed": result.identity_changed, "rows": [asdict(r) for r in result.rows]})
+                             "identity_changed": result.identity_changed, "rows": [asdict(r) for r in result.rows]}).encode()
 
 
-def write_junit(result: CheckResult, path: Path) -> None:
+def junit_bytes(result: CheckResult) -> bytes:
     """JUnit XML: one test suite per optimizer, one test case per metric."""
     suites = ET.Element("testsuites", name="bench check")
     for label in dict.fromkeys(r.optimizer for r in result.rows):
@@ -384,4 +385,4 @@ def write_junit(result: CheckResult, path: Path) -> None:
                 f = ET.SubElement(case, "failure", message=f"{r.metric} = {r.value:.4g}, outside {r.low:.4g} .. {r.high:.4g}",
                                   type=r.verdict)
                 f.text = f"baseline median {r.baseline:.6g}; tolerance from {r.basis}"
-    atomic_write_bytes(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

@@ -34,15 +34,19 @@ from itertools import combinations
 import numpy as np
 from scipy import stats as sps
 
-from bench.analysis.stats import bootstrap, final_mean, holm, sign_flip_p, smallest_p
+from bench.analysis.stats import bootstrap, final_mean, holm, seeds_needed, sign_flip_p, smallest_p
 from bench.analysis.summary import COLLAPSE_RATIO, d_wins_at_end, summarize_run
-from bench.core.config import CompareConfig
+from bench.core.config import CompareConfig, check_compare
 from bench.core.errors import BenchError
 from bench.core.metric_table import LOSS_MARGIN, LOSS_TITLES, LOSSES, PRIMARY, QUALITY, metric_key
 from bench.core.schema import build
-from bench.store.load import RunData
+from bench.store.files import warn
+from bench.store.load import RunData, dig
 
-FINAL_EVALS = 3  # a metric's final value: the mean of its last evaluations
+FINAL_EVALS = 3
+# Up to this many optimizers every pair is compared; beyond it (many runs compared together) each optimizer is
+# compared with the reference only (k - 1 pairs, not k (k - 1) / 2): time, memory and output grow linearly.
+ALL_PAIRS_MAX = 8  # a metric's final value: the mean of its last evaluations
 COVERAGE_FLOOR = 0.02  # a run whose final coverage is this low covers (almost) no real image ...
 COVERAGE_REACHED = 0.10  # ... has failed when another optimizer covers this much at the same seed (early in
 # training every optimizer covers nothing: that alone is no failure, the metrics compare them)
@@ -211,6 +215,13 @@ def penalised(values: dict[str, dict[int, float]], failed: dict[str, set[int]], 
 # ------------------------------------------------------------------ the comparisons
 
 
+def optimizer_pairs(optimizers: list[str], reference: str) -> list[tuple[str, str]]:
+    """Every pair of optimizers, or, beyond ALL_PAIRS_MAX of them, each one against the reference."""
+    if len(optimizers) <= ALL_PAIRS_MAX:
+        return list(combinations(optimizers, 2))
+    return [(reference, o) for o in optimizers if o != reference]
+
+
 def _transform(values: np.ndarray, info: MetricInfo) -> np.ndarray:
     return np.log(np.maximum(values, 1e-300)) if info.log_ratio else values
 
@@ -249,14 +260,6 @@ def label(c: dict, info: MetricInfo, alpha: float, pairs: int) -> str:
     return "inconclusive"
 
 
-def seeds_needed(pairs: int, alpha: float) -> int:
-    """The fewest seeds with which a difference in every seed is significant after Holm over ``pairs``."""
-    n = 1
-    while pairs * smallest_p(n) >= alpha:
-        n += 1
-    return n
-
-
 # ------------------------------------------------------------------ time to target, divergence, over training
 
 
@@ -267,11 +270,13 @@ def time_to_target(data: RunData, series: dict, primary: str, info: MetricInfo, 
         target, rule = float(cfg.target), "declared in [compare]"
     else:
         pool = [best[reference][s] for s in data.seeds if s not in failed[reference] and math.isfinite(best[reference][s])]
+        rule = f"median over seeds of {reference}'s best {info.title}"
         if not pool:
             pool = [v for o in data.optimizers for s, v in best[o].items() if s not in failed[o] and math.isfinite(v)]
+            rule = f"{reference} failed on every seed, so the median best {info.title} of every healthy run"
         if not pool:
             return {}
-        target, rule = float(np.median(pool)), f"median over seeds of {reference}'s best {info.title}"
+        target = float(np.median(pool))
     reach = (lambda v: v <= target) if info.goal == "min" else (lambda v: v >= target)
     budget = data.steps_total
     per: dict[str, dict[int, dict]] = {}
@@ -300,7 +305,7 @@ def time_to_target(data: RunData, series: dict, primary: str, info: MetricInfo, 
         return budget + 1.0 if not math.isfinite(t) else t
 
     pairs = []
-    for a, b in combinations(data.optimizers, 2):
+    for a, b in optimizer_pairs(data.optimizers, reference):
         logs = np.log([capped(per[a][s]["iterations"]) / capped(per[b][s]["iterations"]) for s in data.seeds])
         low, high = bootstrap(logs, lambda x: x.mean(axis=1), cfg.reps, cfg.seed, level)
         pairs.append({"a": a, "b": b, "ratio": float(np.exp(logs.mean())), "ci": [float(np.exp(low)), float(np.exp(high))]})
@@ -308,10 +313,10 @@ def time_to_target(data: RunData, series: dict, primary: str, info: MetricInfo, 
             "per_seed": {o: {str(s): v for s, v in per[o].items()} for o in per}, "optimizers": summary, "pairs": pairs}
 
 
-def divergence(data: RunData) -> dict:
+def divergence(data: RunData, reference: str) -> dict:
     diverged = {o: {s for s in data.seeds if data.pair_status(o, s) == "diverged"} for o in data.optimizers}
     out = {"fraction": {o: len(diverged[o]) / len(data.seeds) for o in data.optimizers}, "pairs": []}
-    for a, b in combinations(data.optimizers, 2):
+    for a, b in optimizer_pairs(data.optimizers, reference):
         only_a, only_b = len(diverged[a] - diverged[b]), len(diverged[b] - diverged[a])
         if only_a + only_b:  # exact McNemar: of the seeds where exactly one diverged, is it as often either?
             p = float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
@@ -319,13 +324,14 @@ def divergence(data: RunData) -> dict:
     return out
 
 
-def over_training(data: RunData, series: dict, primary: str, info: MetricInfo, cfg: CompareConfig, level: float) -> list:
+def over_training(data: RunData, series: dict, primary: str, info: MetricInfo, cfg: CompareConfig, level: float,
+                  reference: str) -> list:
     """Per pair: the mean paired difference of the primary metric at each evaluation, a bootstrap band, and
     the share of seeds in which each optimizer is ahead."""
     base = primary.partition(".")[0]
     out = []
     sign = -1.0 if info.goal == "min" else 1.0
-    for a, b in combinations(data.optimizers, 2):
+    for a, b in optimizer_pairs(data.optimizers, reference):
         rows = []
         steps = sorted({int(t) for s in data.seeds if (a, s, base) in series for t in series[(a, s, base)][0]})
         for step in steps:
@@ -403,11 +409,21 @@ def verdict(data: RunData, cfg: CompareConfig | None = None, primary: str = "", 
     if reference not in data.optimizers:
         raise BenchError(f"reference optimizer {reference!r} is not in the run ({', '.join(data.optimizers)})")
     metrics = ([primary_key] if primary_key else []) + [m for m in sorted(available, key=_order) if m != primary_key]
-    pairs = list(combinations(data.optimizers, 2))
+    pairs = optimizer_pairs(data.optimizers, reference)
+    if len(pairs) < len(data.optimizers) * (len(data.optimizers) - 1) // 2:
+        notes.append(f"{len(data.optimizers)} optimizers: each is compared with the reference, {reference}, "
+                     f"({len(pairs)} pairs, Holm over them) rather than every pair with every other")
     comparisons = []
     infos = {m: metric_info(m, dict(cfg.margins)) for m in metrics}
     for m in metrics:
         info = infos[m]
+        if info.log_ratio:
+            low = [(v, o, s) for o in data.optimizers for s, v in raw[o][m].items() if math.isfinite(v) and v <= 0]
+            if low:  # a ratio of them means nothing: compared as differences, said so (never clipped)
+                v0, o0, s0 = low[0]
+                infos[m] = info = replace(info, log_ratio=False, margin=0.0)
+                notes.append(f"{m} has values that are not positive ({v0:g} for {o0} seed {s0}): compared as plain "
+                             "differences, not as ratios, and never called equivalent")
         values = penalised({o: raw[o][m] for o in data.optimizers}, failed, info)
         rows = [compare_pair(values[a], values[b], info, cfg, level) for a, b in pairs]
         adjusted = holm([r["p_raw"] for r in rows])
@@ -422,7 +438,7 @@ def verdict(data: RunData, cfg: CompareConfig | None = None, primary: str = "", 
         best_key = primary_key.partition(".")[0] + ".best"
         ttt = time_to_target(data, series, primary_key, info, failed, cfg, reference, level,
                              {o: raw[o].get(best_key, {}) for o in data.optimizers})
-        trained = over_training(data, series, primary_key, info, cfg, level)
+        trained = over_training(data, series, primary_key, info, cfg, level, reference)
     config = {"seeds": data.seeds, "metrics": {m: {"direction": i.goal or "none", "log_ratio": i.log_ratio,
                                                    "margin": i.margin} for m, i in infos.items()},
               "primary": primary_key, "reference": reference, "alpha": alpha, "correction": "holm (within each metric, "
@@ -438,10 +454,10 @@ def verdict(data: RunData, cfg: CompareConfig | None = None, primary: str = "", 
                    for o in data.optimizers}
     noise = None
     if primary_key:
-        value = ((data.manifest.get("eval") or {}).get("noise") or {}).get(primary_key.partition(".")[0])
+        value = dig(data.manifest, f"eval.noise.{primary_key.partition('.')[0]}", (int, float))
         noise = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-    v = Verdict(data.manifest.get("experiment", ""), data.run_dir.name, data.optimizers, data.seeds, primary_key, config,
-                hl, raw, comparisons, ttt, divergence(data), trained, [], notes, initial, noise)
+    v = Verdict(data.experiment, data.run_dir.name, data.optimizers, data.seeds, primary_key, config,
+                hl, raw, comparisons, ttt, divergence(data, reference), trained, [], notes, initial, noise)
     v.sentences = sentences(v, infos, alpha, len(pairs))
     return v
 
@@ -458,7 +474,11 @@ def _order(metric: str) -> tuple:
 def fmt_effect(value: float, log_ratio: bool, digits: int = 3) -> str:
     if not math.isfinite(value):
         return "–"
-    return f"{100 * math.expm1(value):+.0f}%" if log_ratio else f"{value:+.{digits}g}"
+    if not log_ratio:
+        return f"{value:+.{digits}g}"
+    if value > 20:  # more than e^20 times: a percentage of hundreds of digits says nothing more
+        return f"×{math.exp(min(value, 700)):.3g}"
+    return f"{100 * math.expm1(value):+.0f}%"
 
 
 def _effect(c: Comparison, flip: bool = False) -> str:
@@ -519,8 +539,12 @@ def sentences(v: Verdict, infos: dict, alpha: float, pairs: int) -> list[str]:
 
 
 def config_of(manifest: dict) -> CompareConfig:
-    """The [compare] table a run was made with (defaults for runs made before it existed)."""
+    """The [compare] table a run was made with (defaults for runs made before it existed, or with a table
+    that does not check: a run folder may come from anywhere)."""
     try:
-        return build(CompareConfig, (manifest.get("config") or {}).get("compare") or {}, "compare")
-    except BenchError:
+        cfg = build(CompareConfig, dig(manifest, "config.compare", dict, {}), "compare")
+        check_compare(cfg)
+        return cfg
+    except BenchError as e:
+        warn(f"the run's [compare] table is unusable ({e}); using the defaults")
         return CompareConfig()

@@ -38,7 +38,7 @@ def cmd_run(args) -> int:
     from bench.orchestrate.commands import run_many
     from bench.report.run import build_report
 
-    experiments = args.experiment or [None]
+    experiments = _once(args.experiment) or [None]
     if len(experiments) > 1 and args.resume is not None:
         raise BenchError("--resume continues one run folder; give no experiment names beside it")
     reqs = [request(args, e) for e in experiments]
@@ -69,6 +69,21 @@ def cmd_run(args) -> int:
     return code
 
 
+def _once(names: list[str]) -> list[str]:
+    """The experiments named, each once: ``bench run smoke smoke`` would train the same thing twice."""
+    from bench.core.config import resolve_experiment_path
+
+    out, seen = [], {}
+    for name in names:
+        key = resolve_experiment_path(name).resolve()
+        if key in seen:
+            print(f"bench: note: {name} is {seen[key]} again: run once", file=sys.stderr)
+            continue
+        seen[key] = name
+        out.append(name)
+    return out
+
+
 def _print_verdict(run_dir: Path) -> None:
     """The primary metric's verdict under the loss table (the report has every comparison)."""
     from bench.analysis.verdict import config_of, verdict
@@ -82,12 +97,12 @@ def _print_verdict(run_dir: Path) -> None:
 
 def cmd_compare(args) -> int:
     from bench.analysis.compare import compare, text
-    from bench.store.files import atomic_write_json
+    from bench.store.files import write_output_json
 
     result = compare(args.run_dirs, args.primary, args.reference, args.alpha)
     print(text(result))
     if args.json:
-        atomic_write_json(args.json, {k: v for k, v in result.items() if k != "objects"})
+        write_output_json(args.json, {k: v for k, v in result.items() if k != "objects"})
     return 0
 
 
@@ -114,9 +129,11 @@ def cmd_report(args) -> int:
 
 def cmd_baseline(args) -> int:
     from bench.analysis import trends
+    from bench.store.files import write_output_json
     from bench.store.layout import latest_run
 
-    b = trends.write_baseline(latest_run(args.results_dir), args.output)
+    b = trends.make_baseline(latest_run(args.results_dir))
+    write_output_json(args.output, b)
     n = sum(len(v) for v in b["metrics"].values())
     print(f"baseline: {args.output} ({len(b['metrics'])} optimizers x {len(b['seeds'])} seeds, {n} trend metrics, "
           f"experiment {b['experiment']} identity {b['identity']})")
@@ -127,32 +144,43 @@ def cmd_baseline(args) -> int:
 
 def cmd_check(args) -> int:
     from bench.analysis import trends
-    from bench.store.files import atomic_write_bytes, os_error
+    from bench.store.files import os_error, write_output
     from bench.store.layout import latest_run
 
     overrides = [trends.Override.parse(t) for t in args.tolerance]
     baseline = trends.load_baseline(args.baseline)
     run_dir = latest_run(args.results_dir)
     result = trends.check(run_dir, baseline, overrides, args.strict_identity)
+    # every output's content first: nothing is written unless all of it could be made
+    outputs = []
+    if args.markdown:
+        outputs.append((args.markdown, trends.markdown(result, f"bench check: {run_dir.name} against "
+                                                                f"{args.baseline.name}").encode("utf-8")))
+    if args.json:
+        outputs.append((args.json, trends.json_bytes(result)))
+    if args.junit:
+        outputs.append((args.junit, trends.junit_bytes(result)))
     print(trends.console_text(result, f"bench check {run_dir} against {args.baseline}", args.failures_only))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print("\n".join(trends.annotations(result)))
-    if args.markdown:
-        text = trends.markdown(result, f"bench check: {run_dir.name} against {args.baseline.name}")
-        if os.environ.get("GITHUB_STEP_SUMMARY") and args.markdown.resolve() == Path(
-                os.environ["GITHUB_STEP_SUMMARY"]).resolve():
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    for path, data in outputs:
+        if path is args.markdown and summary and _same_file(path, Path(summary)):
             try:
-                with args.markdown.open("a", encoding="utf-8") as f:  # the job's summary: every step appends
-                    f.write(text)
+                with path.open("ab") as f:  # the job's summary: every step appends
+                    f.write(data)
             except OSError as e:
-                raise os_error(e, args.markdown) from None
+                raise os_error(e, path) from None
         else:
-            atomic_write_bytes(args.markdown, text.encode("utf-8"))
-    if args.json:
-        trends.write_json(result, args.json)
-    if args.junit:
-        trends.write_junit(result, args.junit)
+            write_output(path, data)
     return result.exit_code
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def cmd_export(args) -> int:

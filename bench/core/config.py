@@ -247,10 +247,10 @@ def _check(exp: Experiment) -> None:
         raise BenchError(f"seeds: each seed once, got {list(exp.seeds)}")
     if not exp.optimizers:
         raise BenchError("no optimizers: list them under [optimizers.NAME] or pass --optimizers")
-    _check_compare(exp.compare)
+    check_compare(exp.compare)
 
 
-def _check_compare(c: CompareConfig) -> None:
+def check_compare(c: CompareConfig) -> None:
     if not 0 < c.alpha <= 0.5:
         raise BenchError(f"compare.alpha must be in (0, 0.5], got {c.alpha}")
     if not 100 <= c.reps <= 1_000_000:

@@ -14,10 +14,12 @@ interrupted then resumed, a send cut short) is deleted and sent whole again.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import logging
 import math
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -26,19 +28,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bench.core.errors import BenchError, describe
+from bench.core.errors import BenchError, describe, first_line, one_line
 from bench.core.names import run_name
 from bench.export.pairs import Pair, manifest_of, pairs, posix
-from bench.store.files import inside
+from bench.store.files import inside, outside, warn
 from bench.store.layout import run_dirs
+from bench.store.load import dig
 from bench.store.logs import CSV_COLUMNS, KEY_COLUMNS, QUALITY_COLUMNS, series_tag, whole_lines
 
 DB_FILE = "mlflow.db"  # the embedded store, in the results folder
 ARTIFACTS = "mlartifacts"  # its artifacts, beside it
 SCHEMES = ("http", "https", "sqlite")
 # MLflow's client retries a refused connection for minutes by default; bench says so once and moves on.
-CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-              "MLFLOW_DISABLE_TELEMETRY": "true"}
+# A server that stays silent costs at most SILENT_S seconds per request, then one warning
+# (BENCH_MLFLOW_TIMEOUT lowers it: the tests, a CI job that would rather give up sooner).
+SILENT_S = 10
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def silent_s() -> float:
+    try:
+        return min(SILENT_S, max(0.1, float(os.environ.get("BENCH_MLFLOW_TIMEOUT", SILENT_S))))
+    except ValueError:
+        return SILENT_S
 STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED"}  # a pair's; else KILLED: cut short
 RUN_STATUS = {"finished": "FINISHED", "finished-with-divergence": "FINISHED", "finished-with-failures": "FAILED",
               "failed": "FAILED"}
@@ -52,37 +64,79 @@ def require_mlflow() -> None:
 
 
 def tracking_uri(uri: str, results: Path, option: str = "--mlflow") -> str:
-    """The store to log to: ``uri`` checked, or (empty) the embedded sqlite file in ``results``. Called
-    before anything is written: a bad URI is bad input."""
+    """The store to log to: ``uri`` checked whole (scheme, host, port range, IPv6 brackets; a sqlite file
+    whose folder bench can write), or (empty) the embedded sqlite file in ``results``. Called before
+    anything is written: a bad URI is bad input, never a failure halfway through a run."""
     if not uri:
-        return f"sqlite:///{(Path(results).resolve() / DB_FILE).as_posix()}"
-    parsed = urlparse(uri)
+        store = Path(results).resolve() / DB_FILE
+        if store.parent.is_dir():  # else the run creates it, after checking it can
+            check_sqlite_file(store, option)
+        return f"sqlite:///{store.as_posix()}"
+    shown = one_line(uri)
+    if uri != uri.strip() or any(c.isspace() for c in uri):
+        raise BenchError(f"{option} {shown!r}: a URI holds no spaces")
+    try:
+        parsed = urlparse(uri)
+        port = parsed.port  # raises on a port that is not a number, or out of 0-65535
+        host = parsed.hostname
+    except ValueError as e:  # also an unclosed IPv6 bracket: http://[::1
+        raise BenchError(f"{option} {shown}: not a valid URI ({e})") from None
     if parsed.scheme not in SCHEMES:
-        raise BenchError(f"{option} {uri}: expected http://HOST:PORT, https://... or sqlite:///FILE "
+        raise BenchError(f"{option} {shown}: expected http://HOST:PORT, https://... or sqlite:///FILE "
                          f"(or no URI: {results}/{DB_FILE})")
-    if parsed.scheme == "sqlite" and not parsed.path.strip("/"):
-        raise BenchError(f"{option} {uri}: a sqlite URI names a file, e.g. sqlite:///results/mlflow.db")
-    if parsed.scheme.startswith("http") and not parsed.hostname:
-        raise BenchError(f"{option} {uri}: no host")
+    if parsed.scheme == "sqlite":
+        if parsed.netloc or not parsed.path.strip("/"):
+            raise BenchError(f"{option} {shown}: a sqlite URI names a file, e.g. sqlite:///results/mlflow.db "
+                             "(three slashes, four for an absolute path)")
+        check_sqlite_file(Path(parsed.path[1:]), option)
+        return uri
+    if not host:
+        raise BenchError(f"{option} {shown}: no host")
+    if port == 0:
+        raise BenchError(f"{option} {shown}: port 0 is not a port a server listens on (1-65535)")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9]+)?", host):
+        raise BenchError(f"{option} {shown}: {host!r} is not a host name or address")
+    if parsed.query or parsed.fragment:
+        raise BenchError(f"{option} {shown}: a tracking URI has no ?query or #fragment")
     return uri
+
+
+def check_sqlite_file(path: Path, option: str = "--mlflow") -> None:
+    """The embedded store's file can be written: it exists and opens for writing, or its folder takes a new
+    file (probed). Refused up front: MLflow itself retries an unwritable store for minutes."""
+    path = Path(path)
+    try:
+        if path.exists():
+            if not path.is_file():
+                raise BenchError(f"{option}: {path} is not a file")
+            with open(path, "r+b"):
+                return
+        folder = path.parent
+        if not folder.is_dir():
+            raise BenchError(f"{option}: cannot create the MLflow store {path}: folder {folder} does not exist")
+        probe = folder / f".mlflow-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BenchError(f"{option}: cannot write the MLflow store {path} ({e.strerror or e})") from None
 
 
 def _reachable(uri: str) -> None:
     """A tracking server answers its health check within seconds, or BenchError (one line)."""
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as r:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=silent_s()) as r:
             r.read(64)
     except urllib.error.HTTPError as e:
         raise BenchError(f"MLflow server {uri} answered {e.code} {e.reason}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:  # refused, silent (timeout), garbled answer
         reason = getattr(e, "reason", e)
-        raise BenchError(f"MLflow server {uri} is unreachable ({reason})") from None
+        raise BenchError(f"MLflow server {uri} is unreachable ({first_line(reason) if isinstance(reason, BaseException) else reason or type(e).__name__})") from None
 
 
 @contextlib.contextmanager
 def _quiet_client():
     """MLflow's INFO logging (database migrations) and warnings, held back: bench prints its own lines."""
-    for k, v in CLIENT_ENV.items():
+    for k, v in {**CLIENT_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(silent_s())))}.items():
         os.environ.setdefault(k, v)
     loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
     levels = [lg.level for lg in loggers]
@@ -133,6 +187,13 @@ def send(folder: Path, uri: str, results: Path | None = None, reports: Path | No
 
             client = MlflowClient(tracking_uri=uri)
             for run_dir in runs:
+                try:
+                    manifest_of(run_dir)
+                except BenchError as e:
+                    if len(runs) == 1:
+                        raise
+                    warn(f"{e}; that run is not sent")
+                    continue
                 _send_run(client, run_dir, uri, results, reports, sent, only)
     except BenchError:
         raise
@@ -169,17 +230,17 @@ def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | No
     from mlflow.entities import Param
 
     manifest = manifest_of(run_dir)
-    experiment, run_id = str(manifest.get("experiment", run_dir.parent.name)), run_dir.name
+    experiment, run_id = str(dig(manifest, "experiment", str, run_dir.parent.name)), run_dir.name
     sent.experiment_id = exp_id = _experiment_id(client, experiment, uri, results)
     existing = _existing(client, exp_id, run_id)
     common = {"bench.run_id": run_id, "bench.experiment": experiment,
-              "bench.identity": str(manifest.get("identity", "")),
-              "mlflow.source.git.commit": str((manifest.get("git") or {}).get("commit") or "")}
+              "bench.identity": str(dig(manifest, "identity", str, "")),
+              "mlflow.source.git.commit": str(dig(manifest, "git.commit", str, ""))}
     parent = existing.get("")
     if parent is None:
-        parent = client.create_run(exp_id, start_time=_ms(posix(manifest.get("started"))),
+        parent = client.create_run(exp_id, start_time=_ms(posix(dig(manifest, "started", str))),
                                    tags={**common, "bench.kind": "run"}, run_name=run_id)
-        config = manifest.get("config", {})
+        config = dig(manifest, "config", dict, {})
         params = {"experiment": experiment, "identity": common["bench.identity"],
                   "optimizers": ",".join(map(str, config.get("optimizers", []))),
                   "seeds": ",".join(map(str, config.get("seeds", []))),
@@ -188,8 +249,11 @@ def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | No
     parent_id = sent.parents[run_id] = parent.info.run_id
     client.log_artifact(parent_id, str(run_dir / "manifest.json"))
     report = (Path(reports) / experiment / run_id) if reports is not None else None
-    if report is not None and (report / "index.html").is_file():
-        client.log_artifacts(parent_id, str(report), "report")
+    if report is not None and (report / "index.html").is_file() and not outside(reports, report):
+        for f in sorted(report.rglob("*")):
+            if f.is_file() and not outside(report, f):
+                rel = f.parent.relative_to(report).as_posix()
+                client.log_artifact(parent_id, str(f), "report" if rel == "." else f"report/{rel}")
 
     for pair in pairs(run_dir):
         if only is not None and pair.name not in only:
@@ -205,8 +269,8 @@ def _send_run(client, run_dir: Path, uri: str, results: Path, reports: Path | No
     if only is not None:
         return  # the run is still going: its parent stays RUNNING until the whole run is sent
     # an interrupted run is KILLED until its resume is sent: then FINISHED
-    client.set_terminated(parent_id, RUN_STATUS.get(manifest.get("status"), "KILLED"),
-                          end_time=_ms(posix(manifest.get("finished"))))
+    client.set_terminated(parent_id, RUN_STATUS.get(dig(manifest, "status", str), "KILLED"),
+                          end_time=_ms(posix(dig(manifest, "finished", str))))
 
 
 def _ms(t: float | None) -> int | None:
@@ -242,10 +306,12 @@ def _send_pair(client, exp_id: str, pair: Pair, parent_id: str, common: dict) ->
     for i in range(0, len(metrics), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
     for name in ("metrics.csv", "quality.csv", "status.json"):
-        if (pair.files.root / name).is_file():
-            client.log_artifact(run_id, str(pair.files.root / name))
+        path = pair.files.root / name
+        if path.is_file() and not outside(pair.run_dir, path):
+            client.log_artifact(run_id, str(path))
     for png in sorted(pair.files.samples.glob("*.png")):
-        client.log_artifact(run_id, str(png), "samples")
+        if png.is_file() and not outside(pair.run_dir, png):
+            client.log_artifact(run_id, str(png), "samples")
     client.set_terminated(run_id, STATUS.get(status, "KILLED"), end_time=_ms(pair.time("finished")))
     return run_id
 
@@ -271,7 +337,8 @@ class Live:
             return None
         try:
             return send(run_dir, self.uri, run_dir.parents[1], None if only else self.reports, "--mlflow", only)
-        except BenchError as e:
+        except Exception as e:  # noqa: BLE001 - whatever MLflow raises, the training goes on (one warning)
+            e = e if isinstance(e, BenchError) else BenchError(describe(e))
             self.failed.add(run_dir)
             shown = f" --uri {self.uri}" if self.uri else ""
             print(f"bench: warning: not sent to MLflow: {e}; the training goes on and its results are complete in "

@@ -23,7 +23,7 @@ from bench.orchestrate.request import (
     run_options,
 )
 from bench.orchestrate.run import Prepared, executor_session, prepare
-from bench.store.files import ensure_writable, read_json, run_lock
+from bench.store.files import ensure_writable, read_json, refuse_links_out, run_lock
 from bench.store.layout import new_run_dir, newest_unfinished
 
 
@@ -64,6 +64,8 @@ def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | No
             record = read_json(folder / kind.record)
             print(f"resuming the unfinished {kind.what} with the same configuration: {folder} (--fresh starts anew)",
                   file=sys.stderr)
+    if folder is not None:
+        refuse_links_out(folder)  # a resumed folder may come from anywhere: nothing is written through a link out
     with executor_session(opts):  # one Ray session for the whole command: workers keep TensorFlow loaded
         if folder is None:
             folder = new_run_dir(req.out, exp.name, kind.prefix, req.reports)

@@ -8,6 +8,7 @@ from bench.core.errors import BenchError
 from bench.core.names import SWEEP_FILE
 from bench.report.run import build_report
 from bench.report.sweep import build_sweep_report
+from bench.store.files import warn
 from bench.store.layout import run_dirs
 
 
@@ -24,6 +25,15 @@ def build_reports(folder: Path, out: Path) -> list[Path]:
         except BenchError:
             if not sweeps:
                 raise
-    pages = [build_report(run_dir, out) for run_dir in runs]
-    pages += [build_sweep_report(sweep_dir, out) for sweep_dir in sweeps]  # its page and its phases' reports
+    jobs = [(build_report, d) for d in runs] + [(build_sweep_report, d) for d in sweeps]  # a sweep: its phases too
+    pages = []
+    for build, d in jobs:
+        try:
+            pages.append(build(d, out))
+        except BenchError as e:
+            if len(jobs) == 1:
+                raise  # a command about that one folder: its problem is the command's
+            warn(f"{e}; no report for {d}")  # one of many: the others are still reported
+    if not pages:
+        raise BenchError(f"{folder}: no report could be written (see the warnings above)")
     return pages

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,21 @@ from bench.core.names import REPORT_META, VERDICT_FILE, now
 from bench.report import plots
 from bench.report.html import ENV, cell, fmt, params_text, report_dir, uri
 from bench.report.index import update_index
-from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable
+from bench.store.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_writable,
+    outside,
+    read_regular,
+    strict,
+    warn,
+)
+from bench.store.images import read_array
 from bench.store.layout import RunFiles
-from bench.store.load import RunData, load_run
+from bench.store.load import RunData, dig, display, load_run
 
 FILMSTRIP_FRAMES = 8
+SAMPLE_STEP = re.compile(r"step_(\d{1,12})\.(?:png|npy|npz)$")
 
 
 def quality_columns(data: RunData) -> list[str]:
@@ -57,33 +68,67 @@ def summary_rows(data: RunData, runs: dict[str, list[S.RunSummary]]) -> list[dic
         if unfinished:
             flags.append(("warn", f"{len(unfinished)}/{n} not finished ({', '.join(sorted({r.status for r in unfinished}))})"))
         rows.append({"optimizer": label, "seeds": n, "cells": cells, "flags": flags,
-                     "type": data.manifest.get("optimizers", {}).get(label, {}).get("type", label),
+                     "type": str(dig(data.manifest, f"optimizers.{label}.type", str, label)),
                      "params": _params(data.manifest, label)})
     return rows
 
 
 def _params(manifest: dict, label: str) -> str:
-    return params_text(manifest.get("config", {}).get("optimizers", {}).get(label, {}))
+    optimizers = dig(manifest, "config.optimizers", dict, {})
+    return params_text(optimizers.get(label) if isinstance(optimizers.get(label), dict) else {})
 
 
 def _unscale(points: np.ndarray, manifest: dict) -> np.ndarray:
     """Point data back in the units of the data set (training may have standardised it)."""
-    sc = manifest.get("data", {}).get("standardized")
-    return points * np.asarray(sc["std"]) + np.asarray(sc["mean"]) if sc else points
+    sc = dig(manifest, "data.standardized", dict)
+    try:
+        return points * np.asarray(sc["std"], float) + np.asarray(sc["mean"], float) if sc else points
+    except (KeyError, TypeError, ValueError):
+        return points
+
+
+# What the page shows of a manifest (an untrusted record): every field there, of the shape the template needs.
+PROVENANCE = {"experiment": "", "run_id": "", "started": "", "command": "", "commands": [], "cwd": "", "identity": "",
+              "git": {"commit": None, "dirty": None}, "versions": {},
+              "data": {"source": "", "shape": [], "images": "", "sha256": "", "skipped_files": 0},
+              "machine": {"cpu": "", "cores": "", "platform": "", "intra_op_threads": "", "inter_op_threads": "",
+                          "op_determinism": "", "jit_compile": ""},
+              "config": {"train": {"steps": "", "batch_size": "", "sample_count": ""}, "model": {"d_widths": ["–"]}}}
+
+
+def _image(path: Path, root: Path) -> str | None:
+    """A PNG of the run folder as a data URI; None (with a warning) for one that leads out of the folder or
+    is not a PNG."""
+    if outside(root, path):
+        return None
+    try:
+        png = read_regular(path)
+    except OSError as e:
+        warn(f"{path}: unreadable ({e.strerror or e}); left out of the report")
+        return None
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        warn(f"{path}: not a PNG image; left out of the report")
+        return None
+    return uri(png)
 
 
 def _frames(data: RunData, label: str, seed: int, kind: str) -> dict[int, Path]:
     """step -> file of one run's saved samples: PNG grids, raw point arrays, or D-feature arrays."""
     folder = RunFiles.of(data.run_dir, label, seed).samples
+    if not folder.is_dir() or outside(data.run_dir, folder):
+        return {}
     pattern = {"images": "step_*.png", "points": "step_*.npy", "features": "dfeat_step_*.npz"}[kind]
-    return {int(p.stem.rsplit("_", 1)[1]): p for p in folder.glob(pattern)} if folder.exists() else {}
+    return {int(m.group(1)): p for p in folder.glob(pattern) if (m := SAMPLE_STEP.search(p.name))}
 
 
 def _filmstrips(data: RunData, kind: str) -> list[dict]:
     """Per seed: the same fixed latents at the same steps, one row per optimizer."""
     real_points = None
     if kind == "points":
-        real_points = _unscale(np.load(data.run_dir / "real.npy"), data.manifest)
+        real_points = read_array(data.run_dir / "real.npy", data.run_dir)
+        if real_points is None:
+            return []
+        real_points = _unscale(real_points, data.manifest)
     strips = []
     for seed in data.seeds:
         per_opt = {label: _frames(data, label, seed, kind) for label in data.optimizers}
@@ -93,8 +138,12 @@ def _filmstrips(data: RunData, kind: str) -> list[dict]:
         pick = sorted({steps_avail[int(round(i))] for i in np.linspace(0, len(steps_avail) - 1, min(FILMSTRIP_FRAMES, len(steps_avail)))})
         lims = None
         if kind == "features":  # one scale per seed so frames compare
-            pts = [np.load(per_opt[lb][st])[k] for lb in data.optimizers for st in pick if st in per_opt[lb] for k in ("real", "fake")]
-            lims = plots.limits(np.concatenate([p[np.isfinite(p).all(axis=1)] for p in pts]))
+            pts = [read_array(per_opt[lb][st], data.run_dir, k) for lb in data.optimizers for st in pick if st in per_opt[lb]
+                   for k in ("real", "fake")]
+            pts = [p[np.isfinite(p).all(axis=1)] for p in pts if p is not None and p.shape[1] == 2]
+            if not pts:
+                continue
+            lims = plots.limits(np.concatenate(pts))
         elif kind == "points":
             lims = plots.limits(real_points)
         rows = []
@@ -102,15 +151,19 @@ def _filmstrips(data: RunData, kind: str) -> list[dict]:
             frames = []
             for st in pick:
                 path = per_opt[label].get(st)
+                src = None
                 if path is None:
-                    src = None
+                    pass
                 elif kind == "images":
-                    src = uri(path.read_bytes())
+                    src = _image(path, data.run_dir)
                 elif kind == "points":
-                    src = uri(plots.scatter_png(real_points, _unscale(np.load(path), data.manifest), lims=lims))
+                    fake = read_array(path, data.run_dir)
+                    if fake is not None and fake.shape[1] == real_points.shape[1]:
+                        src = uri(plots.scatter_png(real_points, _unscale(fake, data.manifest), lims=lims))
                 else:
-                    with np.load(path) as z:
-                        src = uri(plots.scatter_png(z["real"], z["fake"], ("D features of real", "of generated"), lims))
+                    real_f, fake_f = read_array(path, data.run_dir, "real"), read_array(path, data.run_dir, "fake")
+                    if real_f is not None and fake_f is not None and real_f.shape[1] == fake_f.shape[1] == 2:
+                        src = uri(plots.scatter_png(real_f, fake_f, ("D features of real", "of generated"), lims))
                 frames.append({"step": st, "src": src})
             rows.append({"optimizer": label, "frames": frames})
         strips.append({"seed": seed, "steps": pick, "rows": rows})
@@ -119,8 +172,8 @@ def _filmstrips(data: RunData, kind: str) -> list[dict]:
 
 def _eval_context(m: dict) -> dict:
     """The evaluation settings of a run (defaults for manifests written before they existed)."""
-    cfg = {**dataclasses.asdict(EvalConfig()), **m.get("config", {}).get("eval", {})}
-    cfg["real"] = m.get("eval", {}).get("real_images", cfg["real"])  # what was used, not what was asked
+    cfg = {**dataclasses.asdict(EvalConfig()), **dig(m, "config.eval", dict, {})}
+    cfg["real"] = dig(m, "eval.real_images", int, cfg["real"])  # what was used, not what was asked
     return cfg
 
 
@@ -158,7 +211,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     if data.metrics.empty:
         raise BenchError(f"{run_dir}: no metrics yet; nothing to report")
     m = data.manifest
-    out_dir = report_dir(Path(reports_root), m["experiment"], Path(run_dir))
+    out_dir = report_dir(Path(reports_root), data.experiment, Path(run_dir))
     ensure_writable(out_dir)
     runs = S.summarize(data)
     steps = data.steps_total
@@ -170,15 +223,19 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
             if frames:
                 divs[label] = pd.concat(frames, ignore_index=True)
     qmetrics = [m for m in QUALITY if len(data.quality) and m in set(data.quality.metric)]
-    points = m.get("data", {}).get("kind") == "points"
+    points = dig(m, "data.kind") == "points"
     real = Path(run_dir) / "real.png"
-    real_uri = uri(real.read_bytes()) if real.exists() else None
+    real_uri = _image(real, data.run_dir) if real.exists() else None
     if points and (Path(run_dir) / "real.npy").exists():
-        real_uri = uri(plots.scatter_png(_unscale(np.load(Path(run_dir) / "real.npy"), m), None))
+        real_points = read_array(Path(run_dir) / "real.npy", data.run_dir)
+        real_uri = uri(plots.scatter_png(_unscale(real_points, m), None)) if real_points is not None else None
     done = int(data.metrics.step.max())
     v = None if data.state in ("in progress", "interrupted") else verdict(data, config_of(m))
+    shown = display(m, PROVENANCE)
+    if "finished" in m:
+        shown["finished"] = display(m["finished"], "")
     context = {
-        "m": m,
+        "m": shown,
         "state": data.state,
         "progress": f"{done}/{steps}",
         "optimizers": data.optimizers,
@@ -201,7 +258,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "feature_strips": _filmstrips(data, "features"),
         "points": points,
         "real": real_uri,
-        "config_json": json.dumps(m.get("config", {}), indent=2),
+        "config_json": json.dumps(strict(m.get("config", {})), indent=2, default=str),
         "generated": now(),
         "thresholds": {"d_wins": S.D_WINS_LOSS, "d_wins_frac": int(S.D_WINS_FRACTION * 100), "collapse": S.COLLAPSE_RATIO},
         "verdict": _verdict_context(v, data.optimizers) if v is not None else None,
@@ -211,7 +268,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
     if v is not None:
         atomic_write_json(out_dir / VERDICT_FILE, v.to_json())
     atomic_write_json(out_dir / REPORT_META, {
-        "experiment": m["experiment"], "run_id": Path(run_dir).name, "started": m.get("started"),
+        "experiment": data.experiment, "run_id": Path(run_dir).name, "started": display(m.get("started"), ""),
         "optimizers": data.optimizers, "seeds": data.seeds, "status": data.state, "progress": f"{done}/{steps}",
         "results": str(Path(run_dir).resolve()),
     })

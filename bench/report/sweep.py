@@ -11,13 +11,13 @@ import math
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.names import REPORT_META, SWEEP_FILE, TUNED, fmt_params, now
+from bench.core.names import PLAIN_NAME, REPORT_META, SWEEP_FILE, TUNED, fmt_params, now
 from bench.report import plots
 from bench.report.html import ENV, fmt, params_text, report_dir, uri
 from bench.report.index import update_index
 from bench.report.run import build_report
 from bench.store.files import atomic_write_bytes, atomic_write_json, ensure_writable, read_json
-from bench.store.load import load_run
+from bench.store.load import dig, load_run
 
 
 def _phase_report(sweep_dir: Path, phase_dir: str, reports_root: Path) -> str | None:
@@ -49,11 +49,48 @@ def _restore(score: dict, worst: float) -> None:
         score[key] = math.nan if score[key] is None else score[key]
 
 
+def _record_problem(rec: dict) -> str:
+    """What a sweep.json (it may come from anywhere) lacks that the page needs; "" when it has it all."""
+    sw, trials = rec.get("sweep"), rec.get("trials")
+    if not isinstance(sw, dict) or sw.get("goal") not in ("min", "max") or not isinstance(sw.get("space"), dict):
+        return "no sweep table with a goal and a space"
+    if not all(isinstance(v, dict) and all(isinstance(d, dict) for d in v.values()) for v in sw["space"].values()):
+        return "a search space that is not a table of tables"
+    if not isinstance(sw.get("criterion"), str) or not isinstance(sw.get("final_seeds"), list):
+        return "no criterion or final seeds"
+    if not isinstance(rec.get("experiment"), str) or not PLAIN_NAME.match(rec["experiment"]):
+        return "no experiment name"
+    phases = rec.get("phases")
+    if not isinstance(phases, dict) or not all(isinstance(v, str) and PLAIN_NAME.match(v) for v in phases.values()) \
+            or "final" not in phases:
+        return "no phases"
+
+    def score_ok(score) -> bool:
+        return isinstance(score, dict) and isinstance(score.get("values"), list) and isinstance(
+            score.get("status"), list) and all(k in score for k in ("median", "q25", "q75")) and all(
+            v is None or isinstance(v, (int, float)) for v in [*score["values"], score["median"], score["q25"],
+                                                               score["q75"]])
+    if not isinstance(trials, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("label"), str) and isinstance(t.get("optimizer"), str)
+            and isinstance(t.get("params"), dict) and isinstance(t.get("index"), int)
+            and ("score" not in t or score_ok(t["score"])) for t in trials):
+        return "trials that are not a list of trial records"
+    if not isinstance(rec.get("best", {}), dict) or not all(isinstance(b, dict) and isinstance(b.get("trial"), str)
+                                                            for b in rec.get("best", {}).values()):
+        return "a best setting that is not a record"
+    final = rec.get("final", {})
+    if not isinstance(final, dict) or not all(isinstance(f, dict) and score_ok(f.get("default"))
+                                              and score_ok(f.get("tuned")) for f in final.values()):
+        return "a final phase that is not a record"
+    return ""
+
+
 def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
     sweep_dir, reports_root = Path(sweep_dir), Path(reports_root)
     rec = read_json(sweep_dir / SWEEP_FILE)
-    if "sweep" not in rec or "trials" not in rec:
-        raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record")
+    problem = _record_problem(rec)
+    if problem:
+        raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record ({problem})")
     sw = rec["sweep"]
     worst = math.inf if sw["goal"] == "min" else -math.inf
     for score in [t["score"] for t in rec["trials"] if "score" in t] + [
@@ -80,14 +117,15 @@ def build_sweep_report(sweep_dir: Path, reports_root: Path) -> Path:
     if rec.get("final"):
         final_dir = sweep_dir / rec["phases"]["final"]
         final_data = load_run(final_dir)
-        cfg = final_data.manifest["config"]["optimizers"]
+        cfg = dig(final_data.manifest, "config.optimizers", dict, {})
         for label, f in rec["final"].items():
             d, t = f["default"]["median"], f["tuned"]["median"]
             change = (t - d) / abs(d) * 100 if math.isfinite(d) and math.isfinite(t) and d else math.nan
             better = math.isfinite(change) and sign * (t - d) < 0
             compare.append({
                 "optimizer": label, "default": _score(f["default"]), "tuned": _score(f["tuned"]),
-                "default_params": params_text(cfg.get(label, {})), "tuned_params": params_text(cfg.get(label + TUNED, {})),
+                "default_params": params_text(dig(cfg, label, dict, {})),
+                "tuned_params": params_text(dig(cfg, label + TUNED, dict, {})),
                 "change": "–" if not math.isfinite(change) else f"{change:+.1f}%", "better": better,
             })
     context = {

@@ -1,7 +1,13 @@
-"""Crash-safe writes, JSON records, and the one-writer lock of a run folder.
+"""Crash-safe writes, files the user names as outputs, folders treated as untrusted input, JSON records,
+and the one-writer lock of a run folder.
 
-Writes survive a kill at any moment: everything but the append-only CSV logs is written to
-a temporary file, flushed to disk and renamed over the old one.
+bench's own files in run and report folders survive a kill at any moment: everything but the append-only
+CSV logs is written to a temporary file, flushed to disk and renamed over the old one. A file the *user*
+names as output (``--json``, ``--junit``, ``--markdown``, ``-o``) is written where it points instead
+(``write_output``): renaming over it would turn a symlink, a FIFO or a device into a regular file.
+
+Run, results and reports folders may come from elsewhere (a CI artifact, a colleague's results, a shared
+disk): a symlink in them that leads out of the folder is never followed (``contained``).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import json
 import math
 import os
 import shutil
+import stat
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, first_line, one_line
 
 
 def os_error(e: OSError, path: Path) -> BenchError:
@@ -66,6 +74,35 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     atomic_write(path, lambda f: f.write(data), durable=durable)
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """A file the user named as output, written where it points: through a symlink to its target, into a
+    FIFO or a character device as a stream, a regular file truncated and written in place; a missing
+    folder above it is created. Never a temporary file renamed over it, which would replace a symlink, a
+    FIFO or a device node (as root: /dev/null) with a regular file. Callers build the whole content first,
+    so nothing is written before every input has been read and checked."""
+    path = Path(path)
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except IsADirectoryError:
+        raise BenchError(f"cannot write {path}: a folder; name a file") from None
+    except OSError as e:
+        raise os_error(e, path) from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        raise os_error(e, path) from None
+    finally:
+        os.close(fd)
+
+
+def write_output_json(path: Path, obj: Any) -> None:
+    write_output(path, json_text(obj).encode())
+
+
 def strict(obj: Any) -> Any:
     """``obj`` with every non-finite float replaced by None: JSON has no NaN or Infinity, and bench
     writes only strict JSON (readers say what None means where it can occur)."""
@@ -104,13 +141,32 @@ def remove_stale_temps(folder: Path) -> int:
     return removed
 
 
-def read_json(path: Path) -> dict:
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. Anything else under that name (a FIFO, which would block the read
+    forever, a device, a folder) is an OSError: folders bench reads may come from anywhere."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        return json.loads(Path(path).read_text())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file") if stat.S_ISDIR(os.fstat(fd).st_mode) \
+                else OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; BenchError (one line naming it) when it is missing, unreadable, not
+    JSON or not an object."""
+    try:
+        obj = json.loads(read_regular(Path(path)))
     except FileNotFoundError:
         raise BenchError(f"{path}: not found") from None
     except (OSError, ValueError) as e:
-        raise BenchError(f"{path}: unreadable JSON ({e})") from None
+        raise BenchError(f"{path}: unreadable JSON ({first_line(e) or type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise BenchError(f"{path}: unreadable JSON (not an object)")
+    return obj
 
 
 def ensure_writable(folder: Path) -> None:
@@ -120,6 +176,45 @@ def ensure_writable(folder: Path) -> None:
         probe = folder / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
+
+
+def contained(root: Path, path: Path) -> bool:
+    """Whether ``path``, every symlink on the way followed, stays inside ``root`` (itself resolved). What
+    bench reads from, writes into or deletes in a folder it was given must: a symlink out of a run folder
+    (a CI artifact, a colleague's results) is never followed."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        return False
+
+
+_said: set[str] = set()
+
+
+def warn(text: str) -> None:
+    """One warning line on stderr, once per process (a report reads a folder several times)."""
+    if text not in _said:
+        _said.add(text)
+        print(f"bench: warning: {one_line(text)}", file=sys.stderr)
+
+
+def outside(root: Path, path: Path, what: str = "skipped") -> bool:
+    """True (with one warning naming it) when ``path`` leads out of ``root`` and must not be followed."""
+    if contained(root, path):
+        return False
+    warn(f"{path} leads out of {root} (a symlink); {what}: bench never follows a link out of a folder it reads")
+    return True
+
+
+def refuse_links_out(folder: Path) -> None:
+    """BenchError naming the first symlink below ``folder`` that leads out of it: a run folder bench is
+    about to write into (a resume) must not send a checkpoint, a log or a deletion anywhere else."""
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + files):
+            p = Path(top) / name
+            if p.is_symlink() and not contained(folder, p):
+                raise BenchError(f"{p} is a symlink leading out of {folder}; bench writes only inside the folders "
+                                 "it is given: replace the link with the files themselves")
 
 
 def inside(root: Path, *parts: str) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.store.files import atomic_write, atomic_write_bytes, writing
+from bench.store.files import atomic_write, atomic_write_bytes, outside, warn, writing
 
 
 def to_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
@@ -52,3 +52,22 @@ def save_images(folder: Path, stem: str, images: np.ndarray, scale: int = 1) -> 
     png = buffer.getvalue()
     atomic_write_bytes(folder / f"{stem}.png", png, durable=False)
     return png
+
+
+def read_array(path: Path, root: Path, key: str | None = None, ndim: int | None = 2) -> np.ndarray | None:
+    """A saved array of a run folder (a ``.npy``, or array ``key`` of a ``.npz``) as float64, for reading
+    back: None, with a warning naming it, when it leads out of ``root`` (a symlink), is unreadable or does
+    not have ``ndim`` dimensions (a run folder may come from anywhere)."""
+    if outside(root, path):
+        return None
+    try:
+        with open(path, "rb") as f:  # checked above to stay inside the folder; np.load never unpickles here
+            loaded = np.load(f, allow_pickle=False)
+            arr = np.asarray(loaded[key] if key is not None else loaded, dtype=float)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        warn(f"{path}: unreadable array ({type(e).__name__}); left out")
+        return None
+    if ndim is not None and arr.ndim != ndim:
+        warn(f"{path}: an array of {arr.ndim} dimensions, expected {ndim}; left out")
+        return None
+    return arr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.core.names import MANIFEST, run_name
-from bench.store.files import ensure_writable, inside, os_error, read_json, writer_alive
+from bench.store.files import ensure_writable, inside, os_error, outside, read_json, writer_alive
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,11 @@ def newest_unfinished(folder: Path, pattern: str, record: str, matches: Callable
 
 
 def run_dirs(folder: Path) -> list[Path]:
-    """``folder`` if it is a run folder, else every run folder one or two levels below it."""
+    """``folder`` if it is a run folder, else every run folder one or two levels below it; a run folder that
+    a symlink leads out of ``folder`` is skipped with a warning (folders bench reads may come from anywhere)."""
     folder = Path(folder)
+    if str(folder) == "":
+        raise BenchError("an empty path: name a run folder, or a folder holding run folders")
     if (folder / MANIFEST).exists():
         return [folder]
     if folder.exists() and not folder.is_dir():
@@ -98,6 +101,7 @@ def run_dirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise BenchError(f"{folder}: not found")
     found = sorted({p.parent for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for p in folder.glob(pattern)})
+    found = [d for d in found if not outside(folder, d / MANIFEST, "that run is skipped")]
     if not found:
         raise BenchError(f"{folder}: no run folders ({MANIFEST}) found")
     return found

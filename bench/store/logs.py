@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.metric_table import STEP_METRICS
-from bench.store.files import atomic_write_bytes, writing
+from bench.store.files import atomic_write_bytes, read_regular, writing
 
 KEY_COLUMNS = ("optimizer", "seed", "step")
 TIMING_COLUMNS = ("step_seconds", "elapsed_seconds")
@@ -190,23 +190,77 @@ def scan_quality(path: Path, label: str, seed: int, steps: list[int], upto: int)
 
 # ------------------------------------------------------------------ reading
 
+_NUMBER_WORDS = {"nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
 
-def _read_log(path: Path, last_column: str) -> pd.DataFrame | None:
-    """One of a pair's CSV logs; a torn last line (a kill mid-write) is dropped, not fatal."""
+
+def _read_log(path: Path, columns: tuple[str, ...], label: str | None, seed: int | None,
+              numeric: tuple[str, ...], words: dict[str, set[str]]) -> pd.DataFrame | None:
+    """One of a pair's CSV logs, checked line by line: bench's header, every field of every row, numbers
+    that parse, this pair's optimizer and seed. A torn last line (a kill mid-write) is dropped; anything
+    else that is wrong is a BenchError naming the file and line (a run folder may come from anywhere)."""
     if not path.exists():
         return None
     try:
-        df = pd.read_csv(path, on_bad_lines="skip")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: unreadable CSV ({e})") from None
-    if "step" not in df.columns or last_column not in df.columns:
-        raise BenchError(f"{path}: not a bench log (no step/{last_column} columns)")
-    return df.dropna(subset=[last_column])
+        raw = read_regular(path)
+    except OSError as e:
+        raise BenchError(f"{path}: unreadable ({e.strerror or e})") from None
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]  # the torn last line of a writer killed mid-row
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise BenchError(f"{path}: line {line} is not UTF-8 text; not a bench log") from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise BenchError(f"{path}: line {line} holds NUL bytes (garbled); resume the run to recompute it")
+    lines = text.split("\n")[:-1] if text else []
+    if not lines or lines[0] != ",".join(columns):
+        raise BenchError(f"{path}: line 1 is not bench's header ({','.join(columns[:4])},...)")
+    rows = [ln.split(",") for ln in lines[1:]]
+    for n, fields in enumerate(rows, start=2):
+        if len(fields) != len(columns):
+            raise BenchError(f"{path}: line {n} has {len(fields)} fields, expected {len(columns)} (garbled)")
+    df = pd.DataFrame(rows, columns=list(columns))
+    for col in numeric:
+        parsed = pd.to_numeric(df[col], errors="coerce")
+        bad = parsed.isna() & ~df[col].str.strip().str.lower().isin(_NUMBER_WORDS)
+        if bad.any():
+            n = int(bad.to_numpy().argmax()) + 2
+            raise BenchError(f"{path}: line {n}: {col} = {df[col].iloc[n - 2][:40]!r} is not a number (garbled)")
+        df[col] = parsed.astype(float)
+    for col, allowed in words.items():
+        bad = ~df[col].isin(allowed)
+        if bad.any():
+            n = int(bad.to_numpy().argmax()) + 2
+            raise BenchError(f"{path}: line {n}: {col} = {df[col].iloc[n - 2][:40]!r} is not one of "
+                             f"{', '.join(sorted(allowed))} (garbled)")
+    for col in ("seed", "step"):
+        values = df[col].to_numpy()
+        whole = (values == values.round()) & (values >= 0) & (values < 2**53) if len(values) else values
+        if len(values) and not whole.all():
+            n = int((~whole).argmax()) + 2
+            raise BenchError(f"{path}: line {n}: {col} is not a whole number >= 0 (garbled)")
+        df[col] = df[col].astype("int64")
+    if label is not None and len(df):
+        other = (df.optimizer != label) | (df.seed != seed)
+        if other.any():
+            n = int(other.to_numpy().argmax()) + 2
+            raise BenchError(f"{path}: line {n} belongs to {df.optimizer.iloc[n - 2]!r} seed {df.seed.iloc[n - 2]}, "
+                             f"not this pair ({label!r} seed {seed})")
+    return df
 
 
-def read_metrics(path: Path) -> pd.DataFrame | None:
-    return _read_log(path, "status")
+def read_metrics(path: Path, label: str | None = None, seed: int | None = None) -> pd.DataFrame | None:
+    numeric = tuple(c for c in CSV_COLUMNS if c not in ("optimizer", "status"))
+    return _read_log(path, CSV_COLUMNS, label, seed, numeric, {"status": {"ok", "diverged"}})
 
 
-def read_quality(path: Path) -> pd.DataFrame | None:
-    return _read_log(path, "value")
+def read_quality(path: Path, label: str | None = None, seed: int | None = None) -> pd.DataFrame | None:
+    df = _read_log(path, QUALITY_COLUMNS, label, seed, ("seed", "step", "value", "eval_seconds"), {})
+    if df is not None and len(df):
+        names = df.metric.str.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+        if not names.all():
+            n = int((~names).to_numpy().argmax()) + 2
+            raise BenchError(f"{path}: line {n}: {df.metric.iloc[n - 2][:40]!r} is not a metric name (garbled)")
+    return df

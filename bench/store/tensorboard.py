@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.core.metric_table import STEP_METRICS
-from bench.store.files import writing
+from bench.store.files import outside, read_regular, warn, writing
 from bench.store.layout import RunFiles
 from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS, TIMING_COLUMNS, series_tag, whole_lines
 
@@ -87,10 +88,8 @@ class PairEvents:
             groups.setdefault(int(row["step"]), {})[row["metric"]] = float(row["value"])
         for step, values in groups.items():
             self.quality(step, values)
-        for png in sorted((folder / "samples").glob("step_*.png")):
-            step = int(png.stem.split("_")[1])
-            if step <= samples_upto:
-                self.image(step, png.read_bytes())
+        for step, png in sample_pngs(folder, samples_upto):
+            self.image(step, png)
 
     def _add(self, step: int, values: list, wall: float | None = None) -> None:
         self._writer.add_event(self._event(wall_time=time.time() if wall is None else wall, step=int(step),
@@ -145,11 +144,39 @@ class PairEvents:
             self._writer.close()
 
 
+def sample_pngs(folder: Path, upto: float) -> list[tuple[int, bytes]]:
+    """The pair's sample grids up to iteration ``upto``, each read and checked to be a PNG image of the pair's
+    own folder; one that is not (a symlink out of it, another kind of file) is skipped with a warning."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for png in sorted((folder / "samples").glob("step_*.png")):
+        m = re.fullmatch(r"step_(\d{1,12})\.png", png.name)
+        if m is None or int(m.group(1)) > upto or outside(folder, png):
+            continue
+        try:
+            data = read_regular(png)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format != "PNG":
+                    raise UnidentifiedImageError("not a PNG")
+                img.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            warn(f"{png}: not a readable PNG image ({type(e).__name__}); left out of the TensorBoard events")
+            continue
+        out.append((int(m.group(1)), data))
+    return out
+
+
 def export_pair(folder: Path, hparams: dict, session: str, status: str, start_time: float | None) -> Path:
-    """Write a pair's events from its files (a run made before, or with --no-tensorboard)."""
+    """Write a pair's events from its files (a run made before, or with --no-tensorboard). Everything is read
+    and checked before the old events are removed: a file that is not what it should be never leaves a pair
+    with half its events."""
     files = RunFiles(folder)
-    events = PairEvents(folder, hparams, session, whole_lines(files.metrics, CSV_COLUMNS),
-                        whole_lines(files.quality, QUALITY_COLUMNS), samples_upto=math.inf, start_time=start_time)
+    metrics, quality = whole_lines(files.metrics, CSV_COLUMNS), whole_lines(files.quality, QUALITY_COLUMNS)
+    pngs = sample_pngs(folder, math.inf)
+    events = PairEvents(folder, hparams, session, metrics, quality, samples_upto=-1, start_time=start_time)
+    for step, png in pngs:
+        events.image(step, png)
     events.end(status)
     events.close()
     return folder
