@@ -212,15 +212,31 @@ def load_folder(cfg: DataConfig):
     return _files_loader(cfg, "a folder (or .zip) of images", None, recursive=True)
 
 
-def load_faces(cfg: DataConfig):
-    """The 100 LFW faces (25x25 grey) that scikit-image ships in its wheel: no download."""
+def _lfw_subset() -> np.ndarray:
+    """scikit-image's lfw_subset.npy as uint8: 100 LFW face crops, then 100 crops that are not faces."""
     ref = importlib.resources.files("skimage.data") / "lfw_subset.npy"
     try:
         with importlib.resources.as_file(ref) as f:
             raw = np.load(f)
     except OSError as e:
         raise BenchError(f"bundled faces not found in scikit-image ({e}); reinstall scikit-image") from None
-    faces = np.round(raw[:100] * 255).astype(np.uint8)  # the first 100 are faces, the rest are not
+    return np.round(raw * 255).astype(np.uint8)
+
+
+def other_images(cfg: DataConfig) -> np.ndarray:
+    """Images of another data set, at the experiment's size and channels, in [-1, 1]: the 100 LFW crops that
+    are not faces, which scikit-image ships beside the faces (the validation suite mixes them into real
+    images, as the FID paper mixed ImageNet into CelebA)."""
+    plain = DataConfig(image_size=cfg.image_size, channels=cfg.channels, resample=cfg.resample)
+    imgs = [_to_model_image(Image.fromarray(f, "L").resize((max(cfg.image_size[1], 25), max(cfg.image_size[0], 25)),
+                                                            _RESAMPLE[cfg.resample]), plain, f"lfw_subset[{100 + i}]")
+            for i, f in enumerate(_lfw_subset()[100:])]
+    return (np.stack(imgs).astype(np.float32) - 127.5) / 127.5
+
+
+def load_faces(cfg: DataConfig):
+    """The 100 LFW faces (25x25 grey) that scikit-image ships in its wheel: no download."""
+    faces = _lfw_subset()[:100]  # the first 100 are faces, the rest are not
     if cfg.limit:
         faces = faces[: cfg.limit]
     imgs = [_to_model_image(Image.fromarray(f, "L"), cfg, f"lfw_subset[{i}]") for i, f in enumerate(faces)]

@@ -102,6 +102,29 @@ def make_celeba_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
+def make_celeba_faces(folder: Path, n: int, seed: int = 0) -> Path:
+    """``n`` CelebA-layout JPEGs (178x218, ``000001.jpg`` ...) made of the bundled LFW faces: each face placed
+    where CelebA's aligned faces are, varied (mirrored, scaled, shifted, tinted, on its own background) so that
+    the set has as many looks as images. Real CelebA needs a download; these need nothing."""
+    import importlib.resources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with importlib.resources.as_file(importlib.resources.files("skimage.data") / "lfw_subset.npy") as f:
+        faces = np.load(f)[:100]
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        face = faces[rng.integers(100)]
+        face = face[:, ::-1] if rng.random() < 0.5 else face
+        rgb = np.clip((face[..., None] ** rng.uniform(0.7, 1.4)) * rng.uniform(0.55, 1.0, 3) * 255, 0, 255)
+        size = int(rng.integers(96, 121))
+        img = Image.fromarray(rgb.astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+        frame = Image.new("RGB", (178, 218), tuple(int(x) for x in rng.integers(30, 220, 3)))
+        dx, dy = rng.integers(-6, 7, 2)
+        frame.paste(img, (89 - size // 2 + int(dx), 109 - size // 2 + int(dy)))
+        frame.save(folder / f"{i + 1:06d}.jpg", quality=90)
+    return folder
+
+
 @pytest.fixture
 def celeba_dir(tmp_path) -> Path:
     root = tmp_path / "celeba"

@@ -15,11 +15,13 @@ from bench.store.layout import RunFiles
 
 def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, diverge: dict | None = None,
              cut_at: int | None = None, experiment="fake", run_id="20260101-000000", level: dict | None = None,
-             state="finished", sample_every=20, quality=False, d_loss: dict | None = None) -> Path:
+             state="finished", sample_every=20, quality=False, d_loss: dict | None = None,
+             validated: tuple[str, ...] = ("swd",)) -> Path:
     """A run folder with synthetic but plausible metrics; ``diverge={(opt, seed): step}``.
 
     ``quality``: True for default scores, or ``quality(opt, seed, step) -> {metric: value}``; ``d_loss``:
-    {(opt, seed): value} sets both D losses of a pair (near 0: D wins outright)."""
+    {(opt, seed): value} sets both D losses of a pair (near 0: D wins outright); ``validated``: the metrics the
+    manifest's validation table says passed (a verdict rests only on those)."""
     run_dir = root / experiment / run_id
     run_dir.mkdir(parents=True)
     diverge = diverge or {}
@@ -71,6 +73,8 @@ def make_run(root: Path, optimizers=("sgd", "adam"), seeds=(0,), steps=60, *, di
                     "op_determinism": True, "jit_compile": False},
         "versions": {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1"},
         "git": {"commit": "deadbeef", "dirty": False}, "started": run_id, "runs": runs,
+        "validation": {"version": 2, "rule": "fake", "images": 9, "passed": list(validated), "sets": {},
+                       "metrics": {m: {"passed": True, "checks": {}} for m in validated}},
     }
     atomic_write_json(run_dir / "manifest.json", manifest)
     return run_dir

@@ -14,6 +14,7 @@ from conftest import only_run_dir
 from bench.core import config, sweep_table
 from bench.core.errors import BenchError
 from bench.orchestrate import sweep as SW
+from bench.quality.scores import goals
 
 # sgd and adam from experiments/smoke.toml's [sweep], 2 settings each, 20 iterations, final seeds 0 and 1
 SWEEP = ["sweep", "smoke", "--optimizers", "sgd,adam", "--steps", "20", "--seeds", "0,1", "--threads", "1",
@@ -23,7 +24,9 @@ SWEEP = ["sweep", "smoke", "--optimizers", "sgd,adam", "--steps", "20", "--seeds
 def smoke(**sweep_overrides) -> config.Experiment:
     raw = config.load_raw(config.EXPERIMENTS_DIR / "smoke.toml")
     raw["sweep"].update(sweep_overrides)
-    return config.experiment_from_dict(raw, "smoke")
+    exp = config.experiment_from_dict(raw, "smoke")
+    sweep_table.parse_sweep(exp, goals(), "smoke: sweep")  # as `bench run` checks the file's [sweep]
+    return exp
 
 
 def swd_final(run_dir, label, seed) -> float:
@@ -37,7 +40,7 @@ def swd_final(run_dir, label, seed) -> float:
 
 def test_random_search_gives_every_optimizer_the_same_budget_within_its_space():
     exp = smoke(budget=6)
-    sw = sweep_table.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, goals(), selected=True)
     trials = SW.make_trials(exp, sw)
     for label in ("sgd", "rmsprop", "adam"):
         mine = [t for t in trials if t.optimizer == label]
@@ -50,14 +53,14 @@ def test_random_search_gives_every_optimizer_the_same_budget_within_its_space():
     # a pure function of the table; one optimizer's space does not move another's draws
     assert SW.make_trials(exp, sw) == trials
     other = smoke(budget=6, space={**exp.sweep["space"], "sgd": {"learning_rate": {"log": [1e-4, 1e-3]}}})
-    redrawn = SW.make_trials(other, sweep_table.parse_sweep(other, selected=True))
+    redrawn = SW.make_trials(other, sweep_table.parse_sweep(other, goals(), selected=True))
     assert [t for t in redrawn if t.optimizer == "adam"] == [t for t in trials if t.optimizer == "adam"]
     assert [t for t in redrawn if t.optimizer == "sgd"] != [t for t in trials if t.optimizer == "sgd"]
 
 
 def test_log_draws_spread_over_decades():
     exp = smoke(budget=200)
-    sw = sweep_table.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, goals(), selected=True)
     lrs = np.log10([t.params["learning_rate"] for t in SW.make_trials(exp, sw) if t.optimizer == "rmsprop"])
     # log-uniform on [1e-5, 1e-2]: about a third of the draws in each decade
     counts = np.histogram(lrs, bins=[-5, -4, -3, -2])[0]
@@ -69,7 +72,7 @@ def test_grid_fills_the_budget_and_refuses_an_unequal_one():
              "rmsprop": {"learning_rate": {"log": [1e-5, 1e-2]}},
              "adam": {"learning_rate": {"log": [1e-4, 1e-2], "points": 3}, "beta_1": [0.5, 0.9]}}
     exp = smoke(method="grid", budget=6, space=space)
-    sw = sweep_table.parse_sweep(exp, selected=True)
+    sw = sweep_table.parse_sweep(exp, goals(), selected=True)
     trials = SW.make_trials(exp, sw)
     sgd = [t.params for t in trials if t.optimizer == "sgd"]
     assert sorted({p["learning_rate"] for p in sgd}) == [0.001, 0.1]  # 6 / 3 momenta = 2 log points

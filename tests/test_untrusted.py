@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from fakeruns import falling_swd, make_run
 
+
 @pytest.fixture
 def run(golden, tmp_path) -> Path:
     """A copy of the golden verdict run (adam against adam at 1e-7, six seeds), free to damage."""

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from bench.analysis.stats import seeds_needed, wilson
-from bench.core.metric_table import QUALITY
+from bench.quality.scores import INFO
 
 R_MAX = 4.0
 
@@ -70,7 +70,7 @@ def verdict_problem(v) -> str | None:
     primary = v.get("primary")
     if primary is None:
         return None
-    if not isinstance(primary, str) or primary.partition(".")[0] not in QUALITY:
+    if not isinstance(primary, str) or primary.partition(".")[0] not in INFO:
         return f"unknown primary metric {primary!r}"
     keys = [str(s) for s in seeds]
     for o in opts:
@@ -89,7 +89,7 @@ def verdict_problem(v) -> str | None:
     ttt = v.get("time_to_target")
     if not isinstance(ttt, dict):
         return "no time to target"
-    if ttt:
+    if ttt and ttt.get("target") is not None:
         per = ttt.get("per_seed")
         if not isinstance(per, dict) or not all(isinstance(per.get(o), dict) and all(
                 isinstance(per[o].get(k), dict) and _number_map(per[o][k], ["iterations"]) for k in keys) for o in opts):
@@ -111,7 +111,7 @@ def normalised(v: dict) -> dict[str, dict[int, float]]:
     """0 = uniform noise (else the untrained generator, the first evaluation), 1 = the metric's ideal; a
     failed run <= 0."""
     base = v["primary"].partition(".")[0]
-    ideal = QUALITY[base].ideal
+    ideal = INFO[base].ideal
     out = {}
     for opt in v["optimizers"]:
         final = _per_seed(v["scores"][opt][v["primary"]])
@@ -129,8 +129,9 @@ def normalised(v: dict) -> dict[str, dict[int, float]]:
 
 def leaderboard(verdicts: list[dict], reps: int = 10_000, seed: int = 0, r_max: float = R_MAX) -> dict:
     # experiments in name order: the same leaderboard whichever order the runs were given or reported in
-    usable = sorted((v for v in verdicts if v.get("primary") and v.get("time_to_target")), key=lambda v: v["experiment"])
-    notes = [f"{v['experiment']}: no primary metric scored (no time to target): left out" for v in verdicts
+    usable = sorted((v for v in verdicts if v.get("primary") and (v.get("time_to_target") or {}).get("target") is not None),
+                    key=lambda v: v["experiment"])
+    notes = [f"{v['experiment']}: no primary metric or no time-to-target target: left out" for v in verdicts
              if v not in usable]
     labels = list(dict.fromkeys(o for v in usable for o in v["optimizers"]))
     experiments = [v["experiment"] for v in usable]

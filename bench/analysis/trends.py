@@ -31,8 +31,9 @@ import pandas as pd
 from bench.analysis import summary as S
 from bench.analysis.stats import final_mean, spread
 from bench.core.errors import BenchError
-from bench.core.metric_table import LOSSES, QUARTERS, TREND_METRICS
+from bench.core.metric_table import LOSSES, QUARTERS
 from bench.core.names import now
+from bench.quality.scores import TREND_METRICS
 from bench.store.files import json_text
 from bench.store.load import RunData, dig, load_run
 

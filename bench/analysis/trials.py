@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.analysis.stats import spread
 from bench.analysis.trends import per_seed_metrics
+from bench.quality.scores import INFO
 from bench.store.load import load_run
 
 
@@ -24,6 +25,9 @@ def score_run(run_dir: Path, criterion: str, goal: str) -> dict[str, dict]:
         for seed in data.seeds:
             status = data.pair_status(label, seed)
             v = per_seed_metrics(data, label, seed).get(criterion, math.nan) if status == "finished" else worst
+            info = INFO.get(criterion.partition(".")[0])
+            if info is not None and info.goal == "ideal" and math.isfinite(v):
+                v = abs(v - info.ideal)  # the sweep minimises the distance from the ideal value
             values.append(worst if v != v else float(v))  # NaN (e.g. not scored): worst as well
             states.append(status)
         median, q25, q75 = spread(values, finite_only=False)  # a diverged seed counts, as the worst

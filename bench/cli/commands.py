@@ -199,6 +199,75 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _experiment_and_data(args):
+    """The experiment and its data, as `bench run` would resolve and load them (every check included)."""
+    from bench import data
+    from bench.model.runtime import configure_runtime
+    from bench.orchestrate.request import Request, resolve_experiment
+
+    exp = resolve_experiment(Request(experiment=args.experiment, data=args.data, dataset=args.dataset,
+                                     limit=args.limit, sets=tuple(args.set)))
+    configure_runtime(exp.train.threads)
+    return exp, data.load(exp.data)
+
+
+def cmd_validate(args) -> int:
+    from bench.orchestrate.validate import table_text, validate
+    from bench.quality.scorer import make_evaluator
+    from bench.store.files import write_output_json
+
+    exp, dataset = _experiment_and_data(args)
+    evaluator = make_evaluator(replace_eval(exp), dataset.images)
+    result = validate(exp, dataset, evaluator, use_cache=not args.fresh)
+    print(f"{exp.name}: {dataset.source}")
+    print(table_text(result))
+    if args.json:
+        write_output_json(args.json, {k: v for k, v in result.items() if k != "cache"})
+    return 0
+
+
+def replace_eval(exp):
+    """The experiment with its quality metrics on (validate and score need them, --no-eval or not)."""
+    from dataclasses import replace
+
+    return replace(exp, eval=replace(exp.eval, enabled=True))
+
+
+def cmd_score(args) -> int:
+    import math
+
+    import numpy as np
+
+    from bench.orchestrate.validate import load_images, validate
+    from bench.quality.scorer import make_evaluator
+    from bench.quality.scores import INFO
+    from bench.store.files import write_output_json
+
+    exp, dataset = _experiment_and_data(args)
+    if dataset.is_points:
+        raise BenchError(f"experiment {exp.name} trains on points; bench score scores images")
+    images, what = load_images(args.images, exp, args.value_range)
+    evaluator = make_evaluator(replace_eval(exp), dataset.images)
+    scores, _ = evaluator(images)
+    table = validate(exp, dataset, evaluator)
+    sets = table.get("sets", {})
+    untrained = [s for name, s in sets.items() if name.startswith("untrained")]
+    print(f"{exp.name}: {what}, scored against {len(evaluator.real)} real images of {dataset.source}")
+    print(f"  {'metric':<13}{'your images':>13}{'held-out real':>15}{'untrained G':>13}  validated on these data")
+    for m, v in scores.items():
+        if m not in INFO:
+            continue
+        ref = sets.get("held_out", {}).get(m, math.nan)
+        unt = float(np.median([u.get(m, math.nan) for u in untrained])) if untrained else math.nan
+        print(f"  {m:<13}{v:>13.4g}{ref:>15.4g}{unt:>13.4g}  {'yes' if m in table.get('passed', []) else 'no'} "
+              f"({INFO[m].arrow} is better)")
+    if args.json:
+        write_output_json(args.json, {"experiment": exp.name, "images": str(args.images), "count": len(images),
+                                      "scores": scores, "held_out": sets.get("held_out", {}),
+                                      "validated": table.get("passed", [])})
+    return 0
+
+
 def cmd_list(args) -> int:
     from bench.orchestrate.catalog import catalog_text
 
@@ -207,4 +276,4 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "baseline": cmd_baseline, "check": cmd_check,
-            "compare": cmd_compare, "export": cmd_export, "list": cmd_list}
+            "compare": cmd_compare, "export": cmd_export, "list": cmd_list, "validate": cmd_validate, "score": cmd_score}

@@ -160,9 +160,44 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mlflow: where the runs' reports are, to attach them (default: reports/)")
     ex.set_defaults(func="export")
 
+    va = sub.add_parser("validate", help="check every quality metric on the experiment's own data",
+                        description="Score the validation suite against the experiment's real images: the FID paper's "
+                                    "six disturbances at four levels, the failure states GANs show (the experiment's own "
+                                    "untrained generator among them) and held-out real images, then judge each metric by "
+                                    "the passing rule. Every run records the same table (cached per data set and metric "
+                                    "version); a verdict rests only on a metric that passed.")
+    va.add_argument("experiment", nargs="?", help="experiment name or TOML file (default: faces)")
+    _data_options(va)
+    va.add_argument("--json", type=Path, metavar="FILE", help="also write the table as JSON")
+    va.add_argument("--fresh", action="store_true", help="compute it again instead of reading bench's cache")
+    va.set_defaults(func="validate")
+
+    sc = sub.add_parser("score", help="score any image set with the experiment's metrics, against its real images",
+                        description="Score an image set (another GAN's samples, a disturbance of your own) with the "
+                                    "experiment's quality metrics against its real images, on the same scale as its "
+                                    "runs, beside held-out real images and the untrained generator from its "
+                                    "validation table.")
+    sc.add_argument("experiment", nargs="?", help="experiment name or TOML file (default: faces)")
+    sc.add_argument("--images", type=Path, required=True, metavar="PATH",
+                    help="a .npy of N x H x W x C (or N x H x W) in [0, 1] or [-1, 1] or uint8, or a folder/zip of images")
+    sc.add_argument("--range", dest="value_range", choices=("auto", "0,1", "-1,1"), default="auto",
+                    help="the .npy's value range (auto: [-1, 1] when any value is negative, else [0, 1])")
+    _data_options(sc)
+    sc.add_argument("--json", type=Path, metavar="FILE", help="also write the scores as JSON")
+    sc.set_defaults(func="score")
+
     ls = sub.add_parser("list", help="show the experiments, datasets and optimizers bench knows")
     ls.set_defaults(func="list")
     return p
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """What picks an experiment's data: as for bench run."""
+    p.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
+    p.add_argument("--dataset", metavar="NAME", help="dataset registry name (see bench list)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any experiment value (repeatable)")
 
 
 def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str, several: bool = False) -> None:

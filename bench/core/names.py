@@ -17,6 +17,8 @@ SWEEP_FILE = "sweep.json"
 REPORT_META = "report.json"
 VERDICT_FILE = "verdict.json"  # beside a run's report: the verdict as data (bench compare --json writes the same)
 TUNED = ".tuned"  # label suffix of an optimizer's best setting in a sweep's final phase
+# The two networks of the GAN, each with its own optimizer instance (hyper-parameters may be set per network).
+NETWORKS = ("generator", "discriminator")
 
 # A name that becomes a folder under --out or --reports: a plain name, never a path.
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from bench.core.errors import BenchError
-from bench.core.metric_table import LOSS_SUMMARIES, LOSSES, QUALITY
+from bench.core.metric_table import LOSS_SUMMARIES, LOSSES
+from bench.core.names import NETWORKS
 from bench.core.schema import build, suggest
 
-NETWORKS = ("generator", "discriminator")
 METHODS = ("random", "grid")
 
 
@@ -158,18 +158,20 @@ def _seeds(value: tuple[int, ...], where: str) -> tuple[int, ...]:
     return value
 
 
-def criteria() -> list[str]:
+def criteria(quality: Mapping[str, str]) -> list[str]:
     """Every valid criterion: a quality metric's final value or a loss-trend summary."""
-    return [f"{q}.final" for q in QUALITY] + [f"{loss}.{w}" for loss in LOSSES for w in LOSS_SUMMARIES]
+    return [f"{q}.final" for q in quality] + [f"{loss}.{w}" for loss in LOSSES for w in LOSS_SUMMARIES]
 
 
 def normalise_criterion(name: str) -> str:
     return name if "." in name else f"{name}.final"
 
 
-def parse_sweep(exp: Any, where: str = "sweep", selected: bool = False, lenient: bool = False) -> SweepConfig:
-    """Validate ``exp.sweep`` against the experiment ``exp`` (a bench.core.config.Experiment, which
-    calls this while it is validated itself).
+def parse_sweep(exp: Any, quality: Mapping[str, str], where: str = "sweep", selected: bool = False,
+                lenient: bool = False) -> SweepConfig:
+    """Validate ``exp.sweep`` against the experiment ``exp`` (a bench.core.config.Experiment); ``quality``:
+    the sample-quality metrics a criterion may name, each with its goal (bench.quality.scores.goals(), which
+    this layer does not import).
 
     ``selected``: the experiment's optimizers are the ones to sweep (after ``--optimizers``), so
     each needs a search space; otherwise the file is checked on its own (every space names one
@@ -188,18 +190,18 @@ def parse_sweep(exp: Any, where: str = "sweep", selected: bool = False, lenient:
         raise BenchError(f"{where}.method: expected 'random' or 'grid', got {t.method!r}")
     criterion = normalise_criterion(t.criterion)
     head = criterion.partition(".")[0]
-    valid = criteria()
+    valid = criteria(quality)
     if criterion not in valid:
         raise BenchError(f"{where}.criterion: unknown criterion '{criterion}'{suggest(criterion, valid)}; "
-                         f"a quality metric ({', '.join(QUALITY)}) or LOSS.{{{','.join(LOSS_SUMMARIES)}}}")
-    quality = head in QUALITY
+                         f"a quality metric ({', '.join(quality)}) or LOSS.{{{','.join(LOSS_SUMMARIES)}}}")
+    goals, quality = quality, head in quality
     goal = t.goal
     if goal not in ("", "min", "max"):
         raise BenchError(f"{where}.goal: expected 'min' or 'max', got {goal!r}")
     if not goal:
         if not quality:
             raise BenchError(f"{where}.goal: a loss criterion ({criterion}) has no natural direction; say goal = \"min\" or \"max\"")
-        goal = QUALITY[head].goal
+        goal = goals[head]
     # (only when sweeping: `bench run smoke --no-eval` must not trip over the sweep's criterion)
     if selected and quality and not exp.eval.enabled:
         raise BenchError(f"{where}.criterion {head} needs the sample-quality metrics; drop --no-eval / eval.enabled = false, "

@@ -21,8 +21,9 @@ from typing import Any
 
 from bench.core.config import OptimizerSpec
 from bench.core.errors import BenchError, first_line
+from bench.core.names import NETWORKS
 from bench.core.schema import suggest
-from bench.core.sweep_table import NETWORKS, SweepConfig
+from bench.core.sweep_table import SweepConfig
 
 _NOT_TRAINING_OPTIMIZERS = {"optimizer", "lossscaleoptimizer"}
 # Accepted by every Keras optimizer (the base class); `bench list` shows them once.

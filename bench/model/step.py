@@ -57,6 +57,21 @@ def eval_latents(exp: Experiment) -> np.ndarray:
     return draw_latents(rng, (exp.eval.samples, exp.model.latent_dim), exp.model.latent)
 
 
+def untrained_samples(exp: Experiment, sample_shape: tuple[int, ...], seeds: tuple[int, ...], count: int) -> list[np.ndarray]:
+    """The untrained generator's samples of the first ``count`` evaluation latents, one set per seed: G as
+    GanTrainer builds it for that seed (the seed fixes its weights before anything else is built)."""
+    import keras
+
+    from bench.model.models import build_generator
+
+    z = eval_latents(exp)[:count]
+    out = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        out.append(np.asarray(build_generator(exp.model, tuple(sample_shape))(z, training=False)))
+    return out
+
+
 class GanTrainer:
     """G, D, one optimizer each, and the compiled step. Built from (experiment, optimizer, seed)."""
 

@@ -11,11 +11,12 @@ from bench.orchestrate import run as R
 from bench.orchestrate import sweep as SW
 from bench.orchestrate.request import Request, resolve_experiment
 from bench.orchestrate.session import Kind, start_or_resume
+from bench.quality.scores import goals
 
 
 def _resolve_sweep(req: Request):
     exp = resolve_experiment(req)
-    return exp, parse_sweep(exp, f"{exp.name}: sweep", selected=True)
+    return exp, parse_sweep(exp, goals(), f"{exp.name}: sweep", selected=True)
 
 
 RUN = Kind(

@@ -10,8 +10,10 @@ from pathlib import Path
 from bench.core import config
 from bench.core.config import Experiment
 from bench.core.errors import BenchError
+from bench.core.sweep_table import parse_sweep
 from bench.model.optimizers import merge_inline
 from bench.model.runtime import available_cores
+from bench.quality.scores import comparable_metrics, goals
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ def resolve_experiment(req: Request) -> Experiment:
                              f"use --threads {max(1, cores // req.jobs)} or fewer jobs")
         train["threads"] = threads  # part of the identity: bits depend on the thread count
     exp = config.experiment_from_dict(raw, str(path))
+    config.check_metric_names(exp.compare, comparable_metrics())
+    if exp.sweep:  # a malformed [sweep] fails here, for `bench run` too
+        parse_sweep(exp, goals(), f"{path}: sweep")
     if req.optimizers is not None:
         exp = dataclasses.replace(exp, optimizers=merge_inline(exp.optimizers, req.optimizers))
     return exp

@@ -26,7 +26,9 @@ from bench.execute.pair import PairRun
 from bench.model import optimizers
 from bench.model.runtime import configure_runtime, git_info, machine_info, versions
 from bench.orchestrate.request import RunOptions
+from bench.orchestrate.validate import validate
 from bench.quality.scorer import make_evaluator
+from bench.quality.scores import goals
 from bench.store.files import atomic_write_json, remove_stale_temps
 from bench.store.images import save_images
 
@@ -74,7 +76,7 @@ def prepare(exp: Experiment) -> Prepared:
     runtime = configure_runtime(exp.train.threads)  # first: TensorFlow fixes its threads at its first op
     optimizers.validate(exp.optimizers)
     if exp.sweep:  # the file's search spaces, for the optimizers this experiment runs
-        optimizers.check_sweep_space(exp.optimizers, parse_sweep(exp, "sweep", lenient=True), "sweep")
+        optimizers.check_sweep_space(exp.optimizers, parse_sweep(exp, goals(), "sweep", lenient=True), "sweep")
     dataset = data.load(exp.data)
     check_data_fits(exp, len(dataset.images))
     check_memory(exp, dataset.images.shape[1:])
@@ -143,18 +145,26 @@ def _start_manifest(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: 
     return manifest
 
 
-def _evaluator(exp: Experiment, images: np.ndarray, opts: RunOptions, manifest: dict, say):
+def _evaluator(exp: Experiment, dataset, opts: RunOptions, manifest: dict, say):
     """This process's quality scorer; workers of other executors build their own."""
     if not exp.eval.enabled:
         return None
     # Built here under every executor: its noise scores (one evaluation) anchor the run's normalised
-    # scores; workers of other executors build their own for training.
+    # scores, and it runs the validation suite; workers of other executors build their own for training.
     t0 = time.perf_counter()
-    evaluator = make_evaluator(exp, images)
+    evaluator = make_evaluator(exp, dataset.images)
     setup = time.perf_counter() - t0
     say(f"sample quality: {exp.eval.samples} fixed latents vs {len(evaluator.real)} real images (set-up {setup:.1f} s)")
     manifest["eval"] = {"samples": exp.eval.samples, "real_images": len(evaluator.real),
-                        "setup_seconds": round(setup, 3), "noise": evaluator.noise_scores(exp.eval.samples)}
+                        "held_out_images": len(evaluator.held_out), "setup_seconds": round(setup, 3),
+                        "noise": evaluator.noise_scores(exp.eval.samples)}
+    table = validate(exp, dataset, evaluator)
+    manifest["validation"] = table
+    if table.get("applicable", True):
+        failed = [m for m in table["metrics"] if m not in table["passed"]]
+        took = "cached" if table.get("cache") == "hit" else f"{table.get('seconds', 0):.1f} s"
+        say(f"validation ({took}): passed {', '.join(table['passed']) or 'none'}; failed {', '.join(failed) or 'none'} "
+            f"(bench validate {exp.name} shows the table)")
     return evaluator if opts.jobs == 1 and opts.executor == "local" else None
 
 
@@ -198,7 +208,7 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     real = dataset.images[streams.rng(exp.train.sample_seed, streams.REAL_GRID).choice(
         len(dataset.images), size=min(exp.train.sample_count, len(dataset.images)), replace=False)]
     save_images(run_dir, "real", real)
-    evaluator = _evaluator(exp, dataset.images, opts, manifest, say)
+    evaluator = _evaluator(exp, dataset, opts, manifest, say)
     atomic_write_json(path, manifest)
 
     def record(label: str, seed: int, rec: dict) -> None:

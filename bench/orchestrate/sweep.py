@@ -30,6 +30,7 @@ from bench.core.sweep_table import SweepConfig, parse_sweep
 from bench.model.optimizers import validate, with_params
 from bench.orchestrate.request import RunOptions
 from bench.orchestrate.run import Prepared, execute, trained_config
+from bench.quality.scores import goals
 from bench.store.files import atomic_write_json, read_json, run_lock
 
 
@@ -115,7 +116,7 @@ def experiment_of(rec: dict, sweep_dir: Path) -> tuple[Experiment, SweepConfig]:
     if "config" not in rec or "sweep_table" not in rec:
         raise BenchError(f"{sweep_dir}/{SWEEP_FILE}: not a bench sweep record")
     exp = experiment_from_dict({**rec["config"], "sweep": rec["sweep_table"]}, f"{sweep_dir}/{SWEEP_FILE}")
-    return exp, parse_sweep(exp, "sweep", selected=True)
+    return exp, parse_sweep(exp, goals(), "sweep", selected=True)
 
 
 def run_sweep(exp: Experiment, sw: SweepConfig, sweep_dir: Path, opts: RunOptions, prepared: Prepared,

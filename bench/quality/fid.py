@@ -1,6 +1,6 @@
 """FID with InceptionV3, only from a weights file the user points at (never downloaded).
 
-Kept apart from ``bench.metrics`` because it needs Keras; the other metrics do not.
+Kept apart from the other metrics because it needs Keras; they do not (bench.quality.scores.fid uses it).
 With a few hundred samples FID is biased upwards (2048-d covariances from few points):
 compare runs of one experiment with one ``eval.samples``, not with published FIDs.
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError, first_line
-from bench.quality.metrics import frechet_distance
 
 INPUT = 299
 
@@ -55,10 +54,3 @@ def feature_extractor(model, batch: int = 32):
         return np.concatenate(out).astype(np.float64)
 
     return features
-
-
-def fid_scorer(weights: Path, real_images: np.ndarray):
-    """A scorer for ``Evaluator.extras``: fake images -> {"fid": value}."""
-    features = feature_extractor(load_inception(weights))
-    real = features(real_images)
-    return lambda fake: {"fid": frechet_distance(real, features(fake))}

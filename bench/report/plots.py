@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.analysis.stats import band, spread  # noqa: E402
-from bench.core.metric_table import LOSS_TITLES, LOSSES, QUALITY  # noqa: E402
+from bench.core.metric_table import LOSS_TITLES, LOSSES  # noqa: E402
+from bench.quality.scores import INFO  # noqa: E402
 
 MAX_POINTS = 600
 # Fixed colours: the same optimizer has the same colour in every report.
@@ -161,7 +162,7 @@ def quality_figure(quality: pd.DataFrame, optimizers: list[str], metrics: list[s
                 ax.fill_between(med.index, q25.to_numpy(), q75.to_numpy(), color=col[label], alpha=0.18, lw=0)
         if metric in ("diversity", "memorisation"):
             ax.axhline(1.0, color="0.35", ls="--", lw=0.9)
-        ax.set_title(QUALITY[metric].title if metric in QUALITY else metric, fontsize=10)
+        ax.set_title(INFO[metric].title if metric in INFO else metric, fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.25)
     for ax in list(axes.flat)[len(metrics):]:
@@ -277,23 +278,30 @@ def tuned_figure(final: dict[str, dict], criterion: str, goal: str) -> bytes:
     return _png(fig)
 
 
-def over_training_figure(pairs: list[dict], title: str, goal: str, colours_of: dict[str, str]) -> bytes:
-    """One small panel per optimizer pair: the mean paired difference of the primary metric at each
-    evaluation, its bootstrap band, and a zero line; the panel's title says on which side of zero the first
-    optimizer is ahead (below for a metric to minimise, above for one to maximise)."""
+def over_training_figure(pairs: list[dict], title: str, goal: str, colours_of: dict[str, str],
+                         tail_from: float | None = None) -> bytes:
+    """One small panel per optimizer pair: the median paired difference of the primary metric at each
+    evaluation, its sign-test band (none where too few seeds give a finite one), a zero line and, shaded, the
+    last quarter of the evaluations the budget check looks at; the panel's title says on which side of zero
+    the first optimizer is ahead (below for a metric to minimise, above for one to maximise)."""
     n = len(pairs)
     cols = min(3, n)
     rows = int(math.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 2.9 * rows), squeeze=False)
     for ax, p in zip(axes.flat, pairs, strict=False):
         steps = [r["step"] for r in p["rows"]]
-        conv = (lambda v: 100 * np.expm1(v)) if p["log_ratio"] else (lambda v: v)
-        mean = conv(np.array([r["mean"] for r in p["rows"]]))
-        low = conv(np.array([r["ci"][0] for r in p["rows"]]))
-        high = conv(np.array([r["ci"][1] for r in p["rows"]]))
+        def conv(v: np.ndarray, log_ratio: bool = p["log_ratio"]) -> np.ndarray:
+            v = np.where(np.isfinite(v), v, np.nan)  # an infinite band edge (few seeds) is not drawn
+            return 100 * np.expm1(v) if log_ratio else v
+
+        median = conv(np.array([r["median"] for r in p["rows"]], float))
+        low = conv(np.array([r["ci"][0] for r in p["rows"]], float))
+        high = conv(np.array([r["ci"][1] for r in p["rows"]], float))
         ax.fill_between(steps, low, high, color=colours_of.get(p["a"], "#555"), alpha=0.2, lw=0)
-        ax.plot(steps, mean, color=colours_of.get(p["a"], "#555"), lw=1.8, marker="o", ms=2.5)
+        ax.plot(steps, median, color=colours_of.get(p["a"], "#555"), lw=1.8, marker="o", ms=2.5)
         ax.axhline(0, color="0.35", ls="--", lw=0.9)
+        if tail_from is not None and steps:
+            ax.axvspan(tail_from, steps[-1], color="0.5", alpha=0.08, lw=0)
         side = "below" if goal == "min" else "above"
         ax.set_title(f"{p['a']} vs {p['b']} ({side} 0: {p['a']} better)", fontsize=9)
         ax.set_xlabel("iteration")

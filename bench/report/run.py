@@ -13,11 +13,12 @@ import pandas as pd
 
 from bench.analysis import summary as S
 from bench.analysis.stats import FINAL_FRACTION, spread
-from bench.analysis.verdict import Verdict, config_of, fmt_effect, metric_info, verdict
+from bench.analysis.verdict import Verdict, config_of, fmt_effect, metric_info, validation_of, verdict
 from bench.core.config import EvalConfig
 from bench.core.errors import BenchError
-from bench.core.metric_table import LOSSES, QUALITY, TABLE_COLUMNS
+from bench.core.metric_table import LOSSES
 from bench.core.names import REPORT_META, VERDICT_FILE, now
+from bench.quality.scores import INFO, TABLE_COLUMNS
 from bench.report import plots
 from bench.report.html import ENV, cell, fmt, params_text, report_dir, uri
 from bench.report.index import update_index
@@ -32,7 +33,7 @@ from bench.store.files import (
 )
 from bench.store.images import read_array
 from bench.store.layout import RunFiles
-from bench.store.load import RunData, dig, display, load_run
+from bench.store.load import RunData, dig, display, finite_or_nan, load_run
 
 FILMSTRIP_FRAMES = 8
 SAMPLE_STEP = re.compile(r"step_(\d{1,12})\.(?:png|npy|npz)$")
@@ -53,7 +54,7 @@ def summary_rows(data: RunData, runs: dict[str, list[S.RunSummary]]) -> list[dic
         cells["diversity"] = cell(*spread([r.diversity for r in rs]), n, digits=2)
         for metric in quality_columns(data):
             cells[metric] = cell(*spread([r.quality.get(metric, math.nan) for r in rs]), n,
-                                  digits=QUALITY[metric].digits)
+                                  digits=INFO[metric].digits)
         flags = []
         div = [r for r in rs if r.status == "diverged"]
         if div:
@@ -177,13 +178,31 @@ def _eval_context(m: dict) -> dict:
     return cfg
 
 
-def _verdict_context(v: Verdict, optimizers: list[str]) -> dict:
-    """The verdict as the page shows it: its sentences, every comparison, time to target, the over-training plot."""
+def _validation_context(manifest: dict) -> dict | None:
+    """The run's validation table (an untrusted record) as the page shows it: metric x check, pass or fail."""
+    table = validation_of(manifest)
+    if table is None or not table["metrics"]:
+        return None
+    rows, checks = [], []
+    for metric, entry in table["metrics"].items():
+        cells = dig(entry, "checks", dict, {})
+        checks = checks or list(cells)
+        rows.append({"metric": str(metric), "passed": bool(dig(entry, "passed", bool, False)),
+                     "cells": [{"pass": bool(dig(cells, f"{c}.pass", bool, False)),
+                                "detail": str(dig(cells, f"{c}.detail", str, ""))} for c in checks]})
+    return {"rows": rows, "checks": checks, "passed": [str(p) for p in table["passed"]],
+            "rule": str(table.get("rule", "")), "images": table.get("images", "")}
+
+
+def _verdict_context(v: Verdict, optimizers: list[str], manifest: dict) -> dict:
+    """The verdict as the page shows it: its sentences, every comparison, time to target, the over-training plot,
+    the validation table and whether the budget sufficed."""
     rows = []
     for c in sorted(v.comparisons, key=lambda c: not c.confirmatory):
         info = metric_info(c.metric, {})
         rows.append({"metric": info.title, "key": c.metric, "a": c.a, "b": c.b, "label": c.label,
-                     "confirmatory": c.confirmatory, "effect": f"{fmt_effect(c.estimate, c.log_ratio)} "
+                     "confirmatory": c.confirmatory, "validated": c.validated,
+                     "effect": f"{fmt_effect(c.estimate, c.log_ratio)} "
                      f"[{fmt_effect(c.ci[0], c.log_ratio)}, {fmt_effect(c.ci[1], c.log_ratio)}]",
                      "p_raw": f"{c.p_raw:.3g}", "p_holm": f"{c.p_holm:.3g}",
                      "p_improvement": f"{c.p_improvement:.2f} [{c.p_improvement_ci[0]:.2f}, {c.p_improvement_ci[1]:.2f}]"
@@ -192,16 +211,24 @@ def _verdict_context(v: Verdict, optimizers: list[str]) -> dict:
     fig = None
     if v.over_training and any(p["rows"] for p in v.over_training):
         info = metric_info(v.primary, {})
-        fig = uri(plots.over_training_figure(v.over_training, info.title, info.goal, plots.colours(optimizers)))
+        tail = [p["tail_from"] for p in v.budget.get("pairs", [])]
+        fig = uri(plots.over_training_figure(v.over_training, info.title, info.goal, plots.colours(optimizers),
+                                             min(tail) if tail else None))
+    reach = ""
+    if v.primary:
+        info = metric_info(v.primary, {})
+        reach = "≤" if info.goal == "min" and info.ideal is None else "≥" if info.ideal is None else "as close as"
     return {"sentences": v.sentences, "rows": rows, "primary": metric_info(v.primary, {}).title if v.primary else None,
-            "alpha": v.config["alpha"], "reps": v.config["bootstrap"]["reps"], "seeds": len(v.seeds),
-            "ttt": ttt, "fig": fig, "pairs": len(v.primary_comparisons()),
-            "reach": ("≤" if metric_info(v.primary, {}).goal == "min" else "≥") if v.primary else ""}
+            "alpha": v.config["alpha"], "seeds": len(v.seeds), "ttt": ttt, "fig": fig,
+            "pairs": len(v.primary_comparisons()), "reach": reach, "validated": bool(v.validation.get("passed")),
+            "validation": _validation_context(manifest),
+            "provisional": "; ".join(v.budget.get("reasons", [])) if v.budget.get("provisional") else ""}
 
 
 def _eval_share(data: RunData) -> str:
-    train = sum(st.get("train_seconds") or 0 for st in data.status.values())
-    ev = sum(st.get("eval_seconds") or 0 for st in data.status.values())
+    train = sum(finite_or_nan(st.get("train_seconds")) for st in data.status.values() if st.get("train_seconds"))
+    ev = sum(finite_or_nan(st.get("eval_seconds")) for st in data.status.values() if st.get("eval_seconds"))
+    train, ev = (x if math.isfinite(x) else 0.0 for x in (train, ev))
     return f"{ev:.1f} s scoring vs {train:.1f} s training ({100 * ev / train:.0f}%)" if train and ev else ""
 
 
@@ -222,7 +249,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
             frames = [f for f in frames if len(f)]
             if frames:
                 divs[label] = pd.concat(frames, ignore_index=True)
-    qmetrics = [m for m in QUALITY if len(data.quality) and m in set(data.quality.metric)]
+    qmetrics = [m for m in INFO if len(data.quality) and m in set(data.quality.metric)]
     points = dig(m, "data.kind") == "points"
     real = Path(run_dir) / "real.png"
     real_uri = _image(real, data.run_dir) if real.exists() else None
@@ -251,7 +278,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "fig_d": uri(plots.d_output_figure(data.metrics, data.optimizers, steps)),
         "fig_div": uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
         "fig_quality": uri(plots.quality_figure(data.quality, data.optimizers, qmetrics)) if qmetrics else None,
-        "quality_cols": [(m, QUALITY[m].header) for m in quality_columns(data)],
+        "quality_cols": [(m, INFO[m].header) for m in quality_columns(data)],
         "eval": _eval_context(m),
         "eval_share": _eval_share(data),
         "filmstrips": _filmstrips(data, "points" if points else "images"),
@@ -261,7 +288,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "config_json": json.dumps(strict(m.get("config", {})), indent=2, default=str),
         "generated": now(),
         "thresholds": {"d_wins": S.D_WINS_LOSS, "d_wins_frac": int(S.D_WINS_FRACTION * 100), "collapse": S.COLLAPSE_RATIO},
-        "verdict": _verdict_context(v, data.optimizers) if v is not None else None,
+        "verdict": _verdict_context(v, data.optimizers, m) if v is not None else None,
     }
     html = ENV.get_template("report.html").render(**context)
     atomic_write_bytes(out_dir / "index.html", html.encode())

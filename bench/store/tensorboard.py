@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.metric_table import STEP_METRICS
+from bench.core.names import NETWORKS
 from bench.store.files import outside, read_regular, warn, writing
 from bench.store.layout import RunFiles
 from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS, TIMING_COLUMNS, series_tag, whole_lines
@@ -38,7 +39,7 @@ def hparams_of(exp_name: str, run_id: str, label: str, seed: int, described: Map
     Keras options (None) are left out."""
     out: dict[str, Any] = {"experiment": exp_name, "run": run_id, "optimizer": label,
                            "type": str(described.get("type", label)), "seed": int(seed)}
-    nets = {n: described.get(n) or {} for n in ("generator", "discriminator")}
+    nets = {n: described.get(n) or {} for n in NETWORKS}
     for key in dict.fromkeys([*nets["generator"], *nets["discriminator"]]):
         values = {n: nets[n].get(key) for n in nets}
         if values["generator"] == values["discriminator"]:

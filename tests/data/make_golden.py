@@ -7,6 +7,10 @@ and ``fast`` (the same with adam's learning rate 10x: sgd and rmsprop are bit-id
 design), and ``verdict`` (adam at 0.002, and adam at 1e-7 labelled ``frozen``; seeds 0-5, enough paired seeds for a
 significant verdict on one pair; 400 iterations). Checkpoints and raw sample arrays are dropped to keep them small; the
 PNG grids stay.
+
+``untrained``: the faces experiment's untrained generator (its samples of the first 50 evaluation latents, for the
+validation suite's seeds), float16, so that the validation suite's table on the bundled faces is tested without
+TensorFlow (tests/test_validation.py). Regenerate it when experiments/faces.toml's [model] changes.
 """
 
 from __future__ import annotations
@@ -25,9 +29,31 @@ RUNS = {"base": ["--seeds", "0,1,2", "--steps", "40"],
                     "--optimizers", "adam:learning_rate=0.002,adam:label=frozen,learning_rate=1e-7"]}
 
 
+def untrained() -> None:
+    import numpy as np
+
+    from bench import data
+    from bench.model.runtime import configure_runtime
+    from bench.model.step import untrained_samples
+    from bench.orchestrate.request import Request, resolve_experiment
+    from bench.quality.scorer import make_evaluator
+    from bench.quality.validation import UNTRAINED_SEEDS
+
+    exp = resolve_experiment(Request(experiment="faces"))
+    configure_runtime(exp.train.threads)
+    images = data.load(exp.data).images
+    held = make_evaluator(exp, images).held_out
+    samples = np.stack(untrained_samples(exp, tuple(images.shape[1:]), UNTRAINED_SEEDS, len(held)))
+    out = HERE / "golden" / "validation"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "faces-untrained.npy", samples.astype(np.float16))
+
+
 def main(only: list[str]) -> int:
     from bench.cli import main as bench
 
+    if not only or "untrained" in only:
+        untrained()
     target = HERE / "golden" / "smoke"
     target.mkdir(parents=True, exist_ok=True)
     for name, extra in RUNS.items():
