@@ -380,3 +380,28 @@ def test_normalised_scores_count_uniform_noise_as_zero_and_the_ideal_as_one(gold
         final = q[(q.metric == "rfd") & (q.step > 0)].sort_values("step").value.to_numpy()[-3:].mean()
         assert n["adam"][s] == pytest.approx((noise - final) / noise, rel=1e-12) and 0 < n["adam"][s] < 1
         assert n["frozen"][s] <= 0  # failed (covers nothing): at most the noise's score
+
+
+def test_the_leaderboard_takes_finished_runs_with_seeds_enough_and_lists_every_optimizer(cli, tmp_path):
+    res, reports = tmp_path / "res", tmp_path / "reports"
+    make_run(res, optimizers=("sgd", "adam"), seeds=tuple(range(7)), steps=40, experiment="faces",
+             run_id="20260101-000001", quality=falling_swd("adam"))
+    make_run(res, optimizers=("sgd", "adam", "rmsprop"), seeds=tuple(range(7)), steps=40, experiment="digits",
+             run_id="20260101-000002", quality=falling_swd("adam"))
+    # newer, but not usable: too few seeds for a verdict, and cut short
+    make_run(res, optimizers=("sgd", "adam"), seeds=(0, 1), steps=40, experiment="faces", run_id="20260102-000001",
+             quality=falling_swd("sgd"))
+    make_run(res, optimizers=("sgd", "adam"), seeds=tuple(range(7)), steps=40, experiment="digits",
+             run_id="20260102-000002", quality=falling_swd("sgd"), cut_at=20, state="running")
+    assert cli("report", res, "--out", reports).code == 0
+    board = json.loads((reports / "leaderboard.json").read_text())
+    assert board["experiments"] == ["digits", "faces"]
+    assert board["optimizers"] == ["sgd", "adam", "rmsprop"]  # rmsprop ran on digits only: listed, not dropped
+    assert board["missing"]["rmsprop"] == ["faces"] and board["times"]["faces"]["rmsprop"] is None
+    assert board["iqm"]["rmsprop"]["experiments"] == 1
+    assert any("rmsprop did not run on faces" in n for n in board["notes"])
+    # the newer faces run (2 seeds) and digits run (cut short) are left out: adam, better in both used runs, leads
+    (p,) = [p for p in board["p_improvement"] if (p["a"], p["b"]) == ("sgd", "adam")]
+    assert p["value"] == 0.0 and p["seeds"] == 14 and p["ci"][1] < 0.25
+    page = (reports / "leaderboard.html").read_text()
+    assert "did not run" in page
