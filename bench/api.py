@@ -1,13 +1,14 @@
-"""bench from Python (a notebook, a script): runs as tidy pandas tables, and their verdict.
+"""bench from Python (a notebook, a script): train, then read runs as tidy pandas tables, and their verdict.
 
     import bench
+    runs = bench.run("smoke", optimizers=["adam", OptimisticAdam], seeds=[0, 1, 2])   # what `bench run` does
     runs = bench.load("results/")                 # a run folder, an experiment folder or a results folder
     runs.metrics                                  # one row per (run, optimizer, seed, iteration)
     verdict = bench.compare("results/smoke")      # the paired verdict of `bench compare`
     verdict.table                                 # one row per (experiment, metric, optimizer pair)
 
-Only files are read: no TensorFlow is imported. Bad paths raise ``bench.BenchError`` with the one-line
-message the command line prints.
+``load`` and ``compare`` only read files: no TensorFlow is imported. Bad input raises ``bench.BenchError`` with the
+one-line message the command line prints.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bench.store.load import load_run
 from bench.store.logs import CSV_COLUMNS, QUALITY_COLUMNS
 
 RUN_COLUMNS = ("experiment", "run")  # put in front of every table: which run a row comes from
+OptimizerItem = str | type | dict  # bench.run's optimizers: a specification, a class, or a table with a class
 PAIR_FIELDS = ("status", "steps_total", "steps_done", "diverged_at", "resumed_from", "started", "finished",
                "train_seconds", "eval_seconds", "wall_seconds")
 
@@ -123,3 +125,58 @@ def compare(*paths: str | Path, primary: str = "", reference: str = "", alpha: f
     return Comparison(verdicts=list(result["objects"]), table=pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
                       leaderboard=result.get("leaderboard"),
                       json=strict({k: v for k, v in result.items() if k != "objects"}))
+
+
+def run(experiment: str | Path = "faces", optimizers: str | list[OptimizerItem] | None = None,
+        seeds: list[int] | tuple[int, ...] | None = None, steps: int | None = None, out: str | Path = "results",
+        reports: str | Path | None = None, sets: list[str] | tuple[str, ...] = (), quiet: bool = True,
+        no_eval: bool = False, jobs: int | None = None, executor: str = "local") -> Runs:
+    """Train an experiment as ``bench run`` does and return what ``load`` returns for its run folder.
+
+    ``optimizers``: the command line's specification (``"adam,oadam.py:OptimisticAdam:learning_rate=2e-4"``), or
+    a list whose items are such strings, optimizer classes (``OptimisticAdam``: label = its name, lower-case), or
+    tables ``{"class": OptimisticAdam, "label": "oadam", "learning_rate": 2e-4}``. A class defined in a notebook
+    is recorded by its source (``inspect``; refused when Python cannot find it) and trains in this process
+    (``jobs`` 1, local). ``sets``: ``--set`` assignments (``"train.d_steps=2"``). No report unless ``reports``.
+    Every check of ``bench run`` applies: bad input raises BenchError before anything is written.
+    """
+    import dataclasses
+    import shlex
+
+    from bench.core.config import OptimizerSpec
+    from bench.model.optimizers import resolve, source_record_of_class, validate
+    from bench.orchestrate.commands import RUN
+    from bench.orchestrate.request import Request, resolve_experiment
+    from bench.orchestrate.session import start_or_resume
+
+    texts, classes = [], []
+    for item in (optimizers if isinstance(optimizers, (list, tuple)) else [optimizers] if optimizers else []):
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, type) or isinstance(item, dict):
+            table = {"class": item} if isinstance(item, type) else dict(item)
+            cls = table.pop("class", None)
+            if not isinstance(cls, type):
+                raise BenchError(f"bench.run: an optimizer table needs 'class': an optimizer class, got {cls!r}")
+            label = str(table.pop("label", cls.__name__.lower()))
+            classes.append((label, cls, table))
+        else:
+            raise BenchError(f"bench.run: an optimizer is a name, a class or a table, got {item!r}")
+    if classes and (executor != "local" or (jobs or 1) > 1) and any(
+            source_record_of_class(cls, label)["kind"] == "notebook" for label, cls, _ in classes):
+        raise BenchError("bench.run: a class defined in a notebook trains in this process only: jobs=1, "
+                         "executor='local' (put it in a file for --jobs or Ray)")
+    command = shlex.join(["bench.run", str(experiment), *(["--optimizers", ",".join(texts)] if texts else [])])
+    req = Request(experiment=str(experiment), optimizers=",".join(texts) if texts else None,
+                  seeds=tuple(seeds) if seeds is not None else None, steps=steps, sets=tuple(sets), no_eval=no_eval,
+                  out=Path(out), reports=Path(reports) if reports is not None else None, quiet=quiet, jobs=jobs,
+                  executor=executor, command=command)
+    exp = resolve_experiment(req)
+    if classes:
+        chosen = list(exp.optimizers) if texts else []
+        chosen += [OptimizerSpec(label=label, name=f"{cls.__module__}:{cls.__name__}", params=params,
+                                 source=source_record_of_class(cls, label)) for label, cls, params in classes]
+        exp = dataclasses.replace(exp, optimizers=resolve(tuple(chosen)))
+        validate(exp.optimizers)  # before anything is written, as for names
+    folder, _ = start_or_resume(req, RUN, resolved=(exp, None))
+    return load(folder)

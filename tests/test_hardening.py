@@ -255,23 +255,46 @@ def test_a_baseline_of_diverged_seeds_is_strict_json_and_its_gaps_are_listed(cli
     assert len(ET.parse(tmp_path / "r.xml").getroot().findall(".//testcase/skipped")) == len(skipped)
 
 
-def test_an_internal_error_is_one_line_and_marks_the_folder_failed(cli, tmp_path, monkeypatch):
+def test_an_exception_in_a_pair_fails_that_pair_and_the_others_go_on(cli, tmp_path, monkeypatch):
+    """Whatever ends a pair (a user's update step, a bug in bench's own per-pair code) is that pair's failure,
+    recorded with the error; the other pairs train; the command says how to retry (exit 1)."""
     from bench.execute.pair import PairRun
 
+    real = PairRun.on_sample
+
     def broken(self, step):
-        raise ZeroDivisionError("a bug")
+        if self.label == "adam":
+            raise ZeroDivisionError("a bug")
+        return real(self, step)
 
     monkeypatch.setattr(PairRun, "on_sample", broken)
+    r = cli("run", "smoke", "--optimizers", "adam,sgd", "--seeds", "0", "--steps", "3", "--quiet", "--no-report",
+            "--out", tmp_path)
+    assert r.code == 1
+    run_dir = only_run_dir(tmp_path, "smoke")
+    assert r.err.strip().splitlines() == [
+        "! adam seed 0 failed: ZeroDivisionError: a bug; the other runs go on",
+        f"bench: error: 1 run(s) failed: adam-seed0 (ZeroDivisionError: a bug); retry them with: bench run --resume {run_dir}"]
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-failures" and m["runs"]["sgd-seed0"]["status"] == "finished"
+    st = json.loads((run_dir / "runs/adam-seed0/status.json").read_text())
+    assert st["status"] == "failed" and st["error"] == "ZeroDivisionError: a bug"
+
+
+def test_an_internal_error_is_one_line_and_marks_the_folder_failed(cli, tmp_path, monkeypatch):
+    from bench.orchestrate import run as R
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(R, "_dispatch", broken)  # bench's own code between the pairs
     r = cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "3", "--quiet", "--no-report",
             "--out", tmp_path)
     assert r.code == 1
     assert r.err.strip().splitlines() == ["bench: internal error: ZeroDivisionError: a bug "
                                           "(rerun with --debug for the traceback)"]
-    run_dir = only_run_dir(tmp_path, "smoke")
-    m = json.loads((run_dir / "manifest.json").read_text())
+    m = json.loads((only_run_dir(tmp_path, "smoke") / "manifest.json").read_text())
     assert m["status"] == "failed" and m["error"] == "ZeroDivisionError: a bug"
-    st = json.loads((run_dir / "runs/adam-seed0/status.json").read_text())
-    assert st["status"] == "failed" and st["error"] == "ZeroDivisionError: a bug"
 
 
 def test_sigterm_finishes_the_block_checkpoints_and_says_how_to_resume(cli, tmp_path):

@@ -77,3 +77,115 @@ def test_first_iteration_matches_its_eager_definition(name, jit):
         # (a missing gradient, a partial sum dropped, a square left out) is off by far more
         assert logged[name] == pytest.approx(expected[name], rel=2e-5, abs=1e-6), name
     assert logged["g_grad_norm"] > 0 and logged["d_grad_norm_fake"] > 0
+
+
+# ------------------------------------------------------------------ the update rules, iteration by iteration
+
+
+def _eager_iterations(trainer: GanTrainer, seed: int, n: int) -> np.ndarray:
+    """``n`` iterations of the experiment's update rule written out eagerly, on a trainer of its own: D's values
+    averaged over its k updates, the losses and norms taken at the iteration's starting point."""
+    import keras
+    import tensorflow as tf
+
+    exp, G, D = trainer.exp, trainer.generator, trainer.discriminator
+    t = exp.train
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    sigmoid = lambda v: 1 / (1 + np.exp(-np.asarray(v, np.float64)))  # noqa: E731
+
+    def norm(grads):
+        return float(np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2) for g in grads)))
+
+    def loss(x_logits, label):
+        return bce(np.full(x_logits.shape, label, np.float32), x_logits)
+
+    def d_values(lr_, lf_, logits_r, logits_f, nr, nf):
+        return [float(lr_), float(lf_), np.mean(logits_r.numpy() > 0), np.mean(logits_f.numpy() < 0),
+                np.mean(sigmoid(logits_r)), np.mean(sigmoid(logits_f)), nr, nf]
+
+    def gradients_here(idx, z_fake, z_gen):
+        fake = G(z_fake, training=False)
+        with tf.GradientTape(persistent=True) as tape:
+            logits_r = D(trainer.images.numpy()[idx], training=True)
+            lr_ = loss(logits_r, t.real_label)
+            logits_f = D(fake, training=True)
+            lf_ = loss(logits_f, 0.0)
+            gl = loss(D(G(z_gen, training=True), training=True), 1.0)
+        gr, gf = tape.gradient(lr_, D.trainable_variables), tape.gradient(lf_, D.trainable_variables)
+        gg = tape.gradient(gl, G.trainable_variables)
+        d = [a + b for a, b in zip(gr, gf, strict=True)]
+        return d, gg, d_values(lr_, lf_, logits_r, logits_f, norm(gr), norm(gf)) + [float(gl), norm(gg)]
+
+    rows = []
+    for step in range(1, n + 1):
+        idx, z_fake, z_gen = step_inputs(seed, step, trainer.n_images, t.batch_size, exp.model.latent_dim,
+                                         exp.model.latent, t.d_steps)
+        if t.update == "alternating":
+            per = []
+            for j in range(t.d_steps):
+                i_j, z_j = (idx[j], z_fake[j]) if t.d_steps > 1 else (idx, z_fake)
+                with tf.GradientTape() as tape:
+                    logits_r = D(trainer.images.numpy()[i_j], training=True)
+                    lr_ = loss(logits_r, t.real_label)
+                gr = tape.gradient(lr_, D.trainable_variables)
+                trainer.d_opt.apply(gr, D.trainable_variables)
+                fake = G(z_j, training=False)
+                with tf.GradientTape() as tape:
+                    logits_f = D(fake, training=True)
+                    lf_ = loss(logits_f, 0.0)
+                gf = tape.gradient(lf_, D.trainable_variables)
+                trainer.d_opt.apply(gf, D.trainable_variables)
+                per.append(d_values(lr_, lf_, logits_r, logits_f, norm(gr), norm(gf)))
+            d = np.mean(np.array(per, np.float64), axis=0)
+            with tf.GradientTape() as tape:
+                gl = loss(D(G(z_gen, training=True), training=True), 1.0)
+            gg = tape.gradient(gl, G.trainable_variables)
+            trainer.g_opt.apply(gg, G.trainable_variables)
+            values = list(d) + [float(gl), norm(gg)]
+        else:
+            start = [v.numpy() for v in (*D.trainable_variables, *G.trainable_variables)]
+            dg, gg, values = gradients_here(idx, z_fake, z_gen)
+            trainer.d_opt.apply(dg, D.trainable_variables)
+            trainer.g_opt.apply(gg, G.trainable_variables)
+            if t.update == "extragradient":
+                dg, gg, _ = gradients_here(idx, z_fake, z_gen)  # at the extrapolated point
+                for v, w in zip((*D.trainable_variables, *G.trainable_variables), start, strict=True):
+                    v.assign(w)
+                trainer.d_opt.apply(dg, D.trainable_variables)
+                trainer.g_opt.apply(gg, G.trainable_variables)
+        d_part, (g_loss, g_norm) = values[:8], values[8:]
+        rows.append([d_part[0], d_part[1], g_loss, *d_part[2:8], g_norm])
+    return np.array(rows, np.float64)
+
+
+@pytest.mark.parametrize("rule", ["d_steps=2", "simultaneous", "extragradient"])
+def test_each_update_rule_matches_its_eager_definition(rule):
+    configure_runtime(0)
+    raw = config.load_raw(config.resolve_experiment_path("smoke"))
+    for a in ("train.jit_compile=false", "model.d_dropout=0.0", "model.d_widths=[64, 32]", "model.g_widths=[32, 64]",
+              "train.d_steps=2" if rule == "d_steps=2" else f'train.update="{rule}"'):
+        config.apply_override(raw, a)
+    exp = config.experiment_from_dict(raw, "smoke")
+    images = np.random.default_rng(3).uniform(-1, 1, (48, 12, 12, 1)).astype(np.float32)
+    spec = next(s for s in exp.optimizers if s.label == "adam")
+    logged = GanTrainer(exp, spec, images, seed=2).run_block(1, 3)
+    expected = _eager_iterations(GanTrainer(exp, spec, images, seed=2), seed=2, n=3)
+    # the third iteration's values depend on the first two updates: a wrong rule is far off
+    np.testing.assert_allclose(logged, expected, rtol=5e-5, atol=2e-6)
+
+
+def test_the_draws_of_an_iteration_are_documented_and_k_1_is_unchanged():
+    """Per iteration, from numpy.random.default_rng([seed, step]) in order: for each D update its real indices
+    then its fake latents, then G's latents. With k = 1: the draws of every run made before update rules."""
+    seed, step, n_images, batch, latent = 5, 7, 90, 16, 8
+    idx, z_fake, z_gen = step_inputs(seed, step, n_images, batch, latent, "normal", d_steps=3)
+    rng = np.random.default_rng([seed, step])
+    for j in range(3):
+        assert np.array_equal(idx[j], rng.integers(0, n_images, size=batch // 2, dtype=np.int32))
+        assert np.array_equal(z_fake[j], rng.standard_normal((batch // 2, latent), dtype=np.float32))
+    assert np.array_equal(z_gen, rng.standard_normal((batch, latent), dtype=np.float32))
+    one = step_inputs(seed, step, n_images, batch, latent)
+    rng = np.random.default_rng([seed, step])
+    assert np.array_equal(one[0], rng.integers(0, n_images, size=batch // 2, dtype=np.int32))
+    assert np.array_equal(one[1], rng.standard_normal((batch // 2, latent), dtype=np.float32))
+    assert np.array_equal(one[2], rng.standard_normal((batch, latent), dtype=np.float32))

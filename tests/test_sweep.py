@@ -227,6 +227,12 @@ def ray_cluster(tmp_path_factory):
 
 def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(cli, ray_cluster, tmp_path,
                                                                                    monkeypatch):
+    """A built-in and a user's optimizer (from a folder outside the checkout) as Ray tasks: every value as one
+    pair at a time locally. The user's file is broken in the workers before every pair: the tasks train the
+    source that travelled with them, never the file (no shared file system, no install on the nodes)."""
+    import shutil
+    from pathlib import Path
+
     import faults
     import ray.cloudpickle
 
@@ -234,21 +240,28 @@ def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resu
 
     address = ray_cluster
     ray.cloudpickle.register_pickle_by_value(faults)  # Ray's workers cannot import the tests' modules
-    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "12", "--threads", "1",
+    user = tmp_path / "mycode" / "oadam.py"
+    user.parent.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples/optimizers/oadam.py", user)
+    args = ["run", "smoke", "--optimizers", f"sgd,{user}:OptimisticAdam:label=oadam,learning_rate=2e-3",
+            "--seeds", "0", "--steps", "12", "--threads", "1",
             "--set", "train.sample_every=6", "--set", "train.checkpoint_every=6", "--quiet", "--no-report"]
     assert cli(*args, "--out", tmp_path / "local").code == 0
+    original = user.read_text()
     # one pair's worker dies once (retried from its last checkpoint); another's always dies (reported)
-    monkeypatch.setattr(hooks, "BEFORE_PAIR", [faults.Die("adam-seed0", str(tmp_path / "died-once")),
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [faults.Overwrite(str(user), "raise ImportError('edited')\n"),
+                                               faults.Die("oadam-seed0", str(tmp_path / "died-once")),
                                                faults.Die("sgd-seed0")])
     r = cli(*args, "--executor", "ray", "--address", address, "--out", tmp_path / "ray")
     assert r.code == 1, r.err
     assert "retrying from its last checkpoint" not in r.err  # quiet
     assert "1 run(s) failed: sgd-seed0 (Ray worker process died)" in r.err and "bench run --resume" in r.err
-    assert (tmp_path / "died-once").exists()
+    assert (tmp_path / "died-once").exists() and user.read_text() != original  # the hooks ran in the workers
     ray_dir = only_run_dir(tmp_path / "ray", "smoke")
     m = json.loads((ray_dir / "manifest.json").read_text())
-    assert m["status"] == "finished-with-failures" and m["runs"]["adam-seed0"]["status"] == "finished"
+    assert m["status"] == "finished-with-failures" and m["runs"]["oadam-seed0"]["status"] == "finished"
     monkeypatch.setattr(hooks, "BEFORE_PAIR", [])
+    user.write_text(original)  # a resume reads the file again: it must be the code the run started with
     r = cli("run", "--resume", ray_dir, "--executor", "ray", "--address", address, "--quiet", "--no-report")
     assert r.code == 0, r.err
     local_dir = only_run_dir(tmp_path / "local", "smoke")

@@ -235,11 +235,27 @@ class CheckResult:
         return EXIT_REGRESSION if self.failed else EXIT_OK
 
 
-def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_identity: bool = False) -> CheckResult:
+def _code_versions(config) -> dict[str, str]:
+    """optimizer label -> the SHA-256 of its user code ("" for a built-in), from a run's or a baseline's config."""
+    optimizers = dig(config, "optimizers", dict, {})
+    return {str(label): str(dig(entry, "source.sha256", str, "")) for label, entry in optimizers.items()
+            if isinstance(entry, dict)}
+
+
+def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_identity: bool = False,
+          across_code_versions: bool = False) -> CheckResult:
     data = load_run(run_dir)
     _require_complete(data)
     m = data.manifest
     notes = []
+    then, now = _code_versions(baseline.get("config")), _code_versions(m.get("config"))
+    changed = [label for label in then if label in now and then[label] != now[label]]
+    if changed:
+        what = "; ".join(f"{label}: {then[label][:12] or 'built-in'} -> {now[label][:12] or 'built-in'}" for label in changed)
+        if not across_code_versions:
+            raise BenchError(f"the baseline was made with other code for {what} (SHA-256 of the optimizer's source); "
+                             "comparing trends across code versions is a choice: --across-code-versions")
+        notes.append(f"note: compared across code versions: {what}")
     identity_changed = m.get("identity") != baseline.get("identity")
     if identity_changed:
         diff = _config_diff(baseline.get("config") or {}, m.get("config") or {})

@@ -195,6 +195,9 @@ def health(data: RunData, series: dict, primary: str | None) -> dict[str, dict[i
             reasons = []
             if r.status == "diverged":
                 reasons.append(f"diverged at iteration {r.diverged_at}")
+            elif r.status == "failed":
+                error = data.status.get(f"{opt}-seed{seed}", {}).get("error")
+                reasons.append(f"failed ({error})" if isinstance(error, str) and error else "failed")
             pair = data.pair(opt, seed)
             if d_wins_at_end(pair[pair.status == "ok"], data.steps_total):
                 reasons.append("D wins outright")
@@ -677,8 +680,8 @@ def sentences(v: Verdict, infos: dict, alpha: float, pairs: int) -> list[str]:
         bad = {s: r for s, r in v.health[opt].items() if r}
         if bad:
             kinds = dict.fromkeys(reason for r in bad.values() for reason in r)
-            shown = [k for k in kinds if not k.startswith(("coverage", "diverged", "diversity", "did not learn"))]
-            for prefix in ("diverged", "coverage", "diversity", "did not learn"):
+            shown = [k for k in kinds if not k.startswith(("coverage", "diverged", "diversity", "did not learn", "failed"))]
+            for prefix in ("failed", "diverged", "coverage", "diversity", "did not learn"):
                 same = [k for k in kinds if k.startswith(prefix)]
                 if same:
                     shown.append(same[0] if len(same) == 1 else f"{same[0]} (and {len(same) - 1} more)")

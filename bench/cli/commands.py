@@ -150,7 +150,7 @@ def cmd_check(args) -> int:
     overrides = [trends.Override.parse(t) for t in args.tolerance]
     baseline = trends.load_baseline(args.baseline)
     run_dir = latest_run(args.results_dir)
-    result = trends.check(run_dir, baseline, overrides, args.strict_identity)
+    result = trends.check(run_dir, baseline, overrides, args.strict_identity, args.across_code_versions)
     # every output's content first: nothing is written unless all of it could be made
     outputs = []
     if args.markdown:

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict-identity", action="store_true",
                    help="exit 2 when the experiment configuration differs from the baseline's (default: warn, "
                         "list the differences and compare)")
+    c.add_argument("--across-code-versions", action="store_true",
+                   help="compare against a baseline made with other code of a user optimizer (default: refused, "
+                        "naming the optimizer and both SHA-256 digests of its source)")
     c.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     c.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one test case per metric)")
     c.add_argument("--markdown", type=Path, metavar="FILE",
@@ -210,8 +213,11 @@ def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_he
                                                      "default: faces")
     r.add_argument("--optimizers", metavar="SPEC",
                    help='comma-separated optimizers, each optionally with hyper-parameters: '
-                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; label=NAME names a run; '
-                        'generator.KEY / discriminator.KEY set one network. Default: the experiment\'s list')
+                        '"sgd:learning_rate=0.01,momentum=0.5,adam"; a class of your own by file or module: '
+                        '"path/to/file.py:ClassName:learning_rate=2e-4" or "package.module:ClassName"; label=NAME '
+                        'names a run; generator.KEY / discriminator.KEY set one network; a schedule: '
+                        'learning_rate={schedule="CosineDecay",initial_learning_rate=2e-4,decay_steps=5000}. '
+                        'Default: the experiment\'s list')
     r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
     r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
     r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")

@@ -41,6 +41,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    kind: str = "dense"  # a builder of bench.model.models.MODELS
     latent_dim: int = 100
     g_widths: tuple[int, ...] = (256, 512, 1024)
     d_widths: tuple[int, ...] = (512, 256)
@@ -65,6 +66,9 @@ class TrainConfig:
     threads: int = 0  # intra-op threads; 0 = every core this process may use
     steps_per_call: int = 8  # iterations per compiled call (bit-identical for any value; speed only)
     tensorboard: bool = True  # TensorBoard event files beside the CSVs (output only; --no-tensorboard)
+    d_steps: int = 1  # discriminator updates (each on its own batch) per generator update: WGAN's n_critic
+    update: str = "alternating"  # alternating (D, then G through the updated D), simultaneous (both gradients at
+    # the same point), or extragradient (gradients at an extrapolated point, applied from the original one)
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,17 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer entry: ``label`` names the run, ``name`` the Keras class."""
+    """One optimizer entry: ``label`` names the run, ``name`` the class: a registry name (a Keras optimizer, an
+    entry point, a class of ./optimizers/) or a reference to the user's code (``path.py:Class``,
+    ``pkg.mod:Class``); ``source``, once resolved (bench.model.optimizers), the code that runs:
+    {kind, where, cls, text, sha256, package}."""
 
     label: str
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
     generator: Mapping[str, Any] = field(default_factory=dict)  # overrides for G only
     discriminator: Mapping[str, Any] = field(default_factory=dict)  # overrides for D only
+    source: Mapping[str, Any] = field(default_factory=dict)  # a user's class: the code bench runs
 
     def params_for(self, network: str) -> dict[str, Any]:
         extra = self.generator if network == "generator" else self.discriminator
@@ -130,9 +138,14 @@ class Experiment:
         d["optimizers"] = {
             o.label: {"type": o.name, **dict(o.params),
                       **({"generator": dict(o.generator)} if o.generator else {}),
-                      **({"discriminator": dict(o.discriminator)} if o.discriminator else {})}
+                      **({"discriminator": dict(o.discriminator)} if o.discriminator else {}),
+                      **({"source": dict(o.source)} if o.source else {})}
             for o in self.optimizers
         }
+        for section, key, default in (("train", "d_steps", 1), ("train", "update", "alternating"),
+                                      ("model", "kind", "dense")):
+            if d[section][key] == default:  # defaults stay out: every experiment made before keeps its identity
+                d[section].pop(key)
         return _plain(d)
 
     def identity(self) -> str:
@@ -146,6 +159,7 @@ class Experiment:
             d["train"].pop(k)
         for k in ("name", "description", "seeds", "eval", "compare"):  # they score runs, they do not change them
             d.pop(k)
+        _drop_texts(d["optimizers"])  # a user's code counts by its SHA-256 (the text travels, the hash identifies)
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -154,6 +168,15 @@ class Experiment:
             if o.label == label:
                 return o
         raise KeyError(label)
+
+
+def _drop_texts(node: Any) -> None:
+    """Remove every ``source.text`` below ``node`` (optimizers and their schedules), keeping the rest."""
+    if isinstance(node, dict):
+        if isinstance(node.get("source"), dict):
+            node["source"] = {k: v for k, v in node["source"].items() if k != "text"}
+        for v in node.values():
+            _drop_texts(v)
 
 
 def _plain(x: Any) -> Any:
@@ -208,6 +231,13 @@ def _check(exp: Experiment) -> None:
     positive("train.checkpoint_every", t.checkpoint_every)
     positive("train.threads", t.threads, allow_zero=True)
     positive("train.steps_per_call", t.steps_per_call)
+    if not 1 <= t.d_steps <= 100:
+        raise BenchError(f"train.d_steps must be between 1 and 100 discriminator updates per generator update, got {t.d_steps}")
+    if t.update not in UPDATES:
+        raise BenchError(f"train.update: expected one of {', '.join(UPDATES)}, got {t.update!r}{suggest(t.update, UPDATES)}")
+    if t.d_steps > 1 and t.update != "alternating":
+        raise BenchError(f"train.d_steps = {t.d_steps} is for update = \"alternating\" (k D steps, then G through the "
+                         f"updated D); with {t.update} D and G update at the same points: set d_steps = 1")
     if not 0 < t.real_label <= 1:
         raise BenchError(f"train.real_label must be in (0, 1], got {t.real_label}")
     positive("model.latent_dim", m.latent_dim)
@@ -274,15 +304,27 @@ def check_metric_names(c: CompareConfig, valid: list[str]) -> None:
             raise BenchError(f"compare.margins: unknown metric '{key}'{suggest(key, valid)}")
 
 
-_OPT_RESERVED = ("type", *NETWORKS)
+_OPT_RESERVED = ("type", "class", "source", *NETWORKS)
+UPDATES = ("alternating", "simultaneous", "extragradient")
+SCHEDULE_KEY = "schedule"  # learning_rate = { schedule = "CosineDecay", ... }: a learning-rate schedule
 
 
-def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
+def _optimizer_spec(label: str, table: Any, where: str, base: str = "") -> OptimizerSpec:
+    """``base``: the folder of the experiment file, which a relative ``class = "file.py:Class"`` is read from."""
     if not isinstance(table, Mapping):
         raise BenchError(f"{where}: expected a table of hyper-parameters, got {table!r}")
-    name = table.get("type", label)
-    if not isinstance(name, str):
-        raise BenchError(f"{where}.type: expected a string, got {name!r}")
+    if "class" in table and "type" in table:
+        raise BenchError(f"{where}: give either type = NAME (a registry name) or class = \"file.py:Class\", not both")
+    name = table.get("class", table.get("type", label))
+    if not isinstance(name, str) or not name:
+        raise BenchError(f"{where}.{'class' if 'class' in table else 'type'}: expected a string, got {name!r}")
+    if "class" in table and base and ":" in name:
+        head, _, cls = name.rpartition(":")
+        if head.endswith(".py") and not Path(head).expanduser().is_absolute():
+            name = f"{(Path(base) / head).resolve()}:{cls}"  # relative to the experiment file, as a user reads it
+    source = table.get("source", {})
+    if not isinstance(source, Mapping):
+        raise BenchError(f"{where}.source: expected a table, got {source!r}")
     params = {k: v for k, v in table.items() if k not in _OPT_RESERVED}
     nets = {}
     for net in NETWORKS:
@@ -291,9 +333,13 @@ def _optimizer_spec(label: str, table: Any, where: str) -> OptimizerSpec:
             raise BenchError(f"{where}.{net}: expected a table of hyper-parameters, got {sub!r}")
         nets[net] = dict(sub)
     for k, v in [*params.items(), *nets["generator"].items(), *nets["discriminator"].items()]:
+        if isinstance(v, Mapping) and SCHEDULE_KEY in v:
+            continue  # a learning-rate schedule: bench.model.optimizers checks it
         if isinstance(v, (Mapping, list)):
-            raise BenchError(f"{where}.{k}: a hyper-parameter must be a number, string or true/false, got {v!r}")
-    return OptimizerSpec(label=label, name=name.lower(), params=params, **nets)
+            raise BenchError(f"{where}.{k}: a hyper-parameter must be a number, string, true/false or a schedule "
+                             f"({{ schedule = \"CosineDecay\", ... }}), got {v!r}")
+    lower = name if ":" in name else name.lower()
+    return OptimizerSpec(label=label, name=lower, params=params, **nets, source=dict(source))
 
 
 def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
@@ -310,7 +356,8 @@ def experiment_from_dict(raw: Mapping[str, Any], where: str) -> Experiment:
         elif key == "optimizers":
             if not isinstance(value, Mapping):
                 raise BenchError(f"{where}: optimizers: expected tables like [optimizers.adam]")
-            kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where}: optimizers.{lbl}") for lbl, t in value.items())
+            base = str(Path(where).parent) if where.endswith(".toml") else ""
+            kwargs[key] = tuple(_optimizer_spec(lbl, t, f"{where}: optimizers.{lbl}", base) for lbl, t in value.items())
         elif key == "seeds":
             kwargs[key] = coerce(value, tuple[int, ...], f"{where}: seeds")
         elif key == "sweep":
@@ -335,6 +382,10 @@ def absolute_path(value: str) -> str:
 
 def experiment_names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.toml"))
+
+
+def experiment_path(name: str) -> Path:
+    return EXPERIMENTS_DIR / f"{name}.toml"
 
 
 def resolve_experiment_path(name_or_path: str | None) -> Path:

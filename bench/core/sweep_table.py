@@ -30,7 +30,6 @@ import numpy as np
 
 from bench.core.errors import BenchError
 from bench.core.metric_table import LOSS_SUMMARIES, LOSSES
-from bench.core.names import NETWORKS
 from bench.core.schema import build, suggest
 
 METHODS = ("random", "grid")
@@ -138,17 +137,21 @@ def _dim(key: str, value: Any, where: str) -> Dim:
     return Dim(key, kind, low, high, points=r.points)
 
 
-def _dims(table: Any, where: str) -> tuple[Dim, ...]:
+def _dims(table: Any, where: str, prefix: str = "") -> tuple[Dim, ...]:
+    """The ranges of a search space: ``key = range``, or a table of them under a network (``generator.*``) or a
+    learning-rate schedule (``learning_rate.decay_steps``), two levels deep at most."""
     if not isinstance(table, Mapping) or not table:
         raise BenchError(f"{where}: expected a table of hyper-parameter ranges, e.g. learning_rate = {{ log = [1e-5, 1e-2] }}")
     dims = []
     for key, value in table.items():
-        if key in NETWORKS and isinstance(value, Mapping) and not ({"log", "linear"} & set(value)):
+        if isinstance(value, Mapping) and not ({"log", "linear", "points"} & set(value)):
             if not value:
-                raise BenchError(f"{where}.{key}: an empty table")
-            dims += [_dim(f"{key}.{k}", v, where) for k, v in value.items()]  # generator.learning_rate = ...
+                raise BenchError(f"{where}.{prefix}{key}: an empty table")
+            if prefix.count(".") >= 1:
+                raise BenchError(f"{where}.{prefix}{key}: too deep (NETWORK.KEY.ARG at most)")
+            dims += _dims(value, where, f"{prefix}{key}.")  # generator.learning_rate = ..., learning_rate.decay_steps
         else:
-            dims.append(_dim(key, value, where))
+            dims.append(_dim(f"{prefix}{key}", value, where))
     return tuple(dims)
 
 

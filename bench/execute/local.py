@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.config import Experiment
-from bench.core.errors import describe
+from bench.core.errors import BenchError
 from bench.core.names import run_name
 from bench.execute import hooks, stop
 from bench.execute.pair import PairRun
@@ -45,11 +45,20 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
     an exception stops the run (the caller marks it)."""
     if pairs:
         warm_up(exp, images)
+    failed = []
     for label, seed in pairs:
         if stop.requested() is not None:
             break  # asked to stop: the pairs not started stay unrecorded, and the run says how to resume
-        on_done(label, seed, PairRun(exp, label, seed, images, run_dir, evaluator, quiet).run())
-    return []
+        pair = PairRun(exp, label, seed, images, run_dir, evaluator, quiet)
+        try:
+            on_done(label, seed, pair.run())
+        except BenchError:
+            raise  # bad input (a checkpoint of another run, a full disk): the command's problem
+        except Exception as e:  # noqa: BLE001 - this pair's failure (a user's update step, say): recorded, the others go on
+            reason = pair.error(e)
+            print(f"! {label} seed {seed} failed: {reason}; the other runs go on", file=sys.stderr)
+            failed.append((label, seed, reason))
+    return failed
 
 
 def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
@@ -58,11 +67,12 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)
     from bench import data
     from bench.core.config import experiment_from_dict
+    from bench.model.optimizers import sources_sha
     from bench.model.runtime import configure_runtime
     from bench.quality.scorer import make_evaluator
 
     exp = experiment_from_dict(config, "worker")
-    configure_runtime(exp.train.threads)
+    configure_runtime(exp.train.threads, sources_sha(exp.optimizers))
     images = data.load(exp.data).images
     evaluator = make_evaluator(exp, images)
     warm_up(exp, images)
@@ -72,11 +82,12 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
         while (task := conn.recv()) is not None:
             label, seed = task
             hooks.before_pair(run_name(label, seed), worker_hooks)
+            pair = PairRun(exp, label, seed, images, Path(run_dir), evaluator)
             try:
-                PairRun(exp, label, seed, images, Path(run_dir), evaluator).run()
+                pair.run()
                 conn.send(("done", label, seed, ""))
             except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
-                conn.send(("error", label, seed, describe(e)))
+                conn.send(("error", label, seed, pair.error(e)))
 
 
 class _Slot:

@@ -26,6 +26,8 @@ from bench.core.metric_table import LOSSES
 from bench.core.names import now
 from bench.execute import stop
 from bench.model import optimizers, xla_cache
+from bench.model.optimizers import source_of
+from bench.model.sources import error_in
 from bench.model.step import LoopResult, eval_latents, run_loop, sample_latents, trainer_for
 from bench.store.checkpoint import (
     Checkpoint,
@@ -116,8 +118,18 @@ class PairRun:
             failed = isinstance(e, Exception) and not isinstance(e, BenchError)
             status = "failed" if failed else "interrupted"
             atomic_write_json(self.files.status, {**getattr(self, "record", prior), "status": status,
-                                                  **({"error": describe(e)} if failed else {})})
+                                                  **({"error": self.error(e)} if failed else {})})
             raise
+
+    def error(self, e: BaseException) -> str:
+        """An exception that ended the pair, in one line: where in the user's code it was raised, when it was
+        (a user optimizer's update step), else its type and message."""
+        spec = self.exp.optimizer(self.label)
+        if spec.source and spec.source.get("kind") != "notebook":
+            line = error_in(source_of(dict(spec.source)), e)
+            if not line.startswith(f"{spec.source['where']}: "):  # a frame in their file: their line
+                return line
+        return describe(e)
 
     # ------------------------------------------------------------------ where to start
 

@@ -99,17 +99,18 @@ def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: byt
     """Train one pair; yields ("checkpoint", step, tar) at each checkpoint, then ("done", step, tar)
     or ("error", None, message). A generator, so that Ray streams each snapshot back as it is made."""
     from bench.core.config import experiment_from_dict
+    from bench.model.optimizers import sources_sha
     from bench.model.runtime import configure_runtime
     from bench.quality.scorer import make_evaluator
 
-    runtime = configure_runtime(threads)
+    exp = experiment_from_dict(config, "ray task")  # the user's code travels in it: nothing to install on the node
+    runtime = configure_runtime(threads, sources_sha(exp.optimizers))
     if runtime["intra_op_threads"] != threads:
         yield ("error", None, f"worker runs {runtime['intra_op_threads']} threads, the run needs {threads}")
         return
     if problem := _versions_differ(driver_versions):
         yield ("error", None, problem)
         return
-    exp = experiment_from_dict(config, "ray task")
     key = (data_key, repr(exp.eval))
     if exp.eval.enabled and key not in _evaluators:
         _evaluators[key] = make_evaluator(exp, images)
@@ -127,12 +128,13 @@ def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: byt
         hooks.before_pair(name, task_hooks)
 
         def train() -> None:
+            pair = PairRun(exp, label, seed, images, run_dir, evaluator,
+                           after_checkpoint=lambda step: snapshots.put(("checkpoint", step, pack_pair(run_dir, name))))
             try:
-                PairRun(exp, label, seed, images, run_dir, evaluator,
-                        after_checkpoint=lambda step: snapshots.put(("checkpoint", step, pack_pair(run_dir, name)))).run()
+                pair.run()
                 snapshots.put(("done", None, pack_pair(run_dir, name)))
             except Exception as e:  # noqa: BLE001 - reported to the driver in one line
-                snapshots.put(("error", None, describe(e)))
+                snapshots.put(("error", None, pair.error(e)))
 
         # training runs in a thread so that this generator can yield each snapshot while it goes on
         worker = threading.Thread(target=train, daemon=True)

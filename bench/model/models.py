@@ -1,7 +1,16 @@
-"""Generator and discriminator builders: the dense GAN of the classic Keras tutorials.
+"""The registry of network builders (``[model] kind``): the dense GAN of the classic Keras tutorials today.
 
-D ends in a single logit (no sigmoid): the loss is computed from logits, which is
-numerically stable and identical in eager and graph mode.
+The contract a builder keeps, which the compiled step and the reports rely on:
+
+- ``generator(cfg, data_shape)``: a Keras model from ``(batch, cfg.latent_dim)`` latents to ``(batch, *data_shape)``
+  samples in the data's range (tanh for images in [-1, 1]); built right after ``keras.utils.set_random_seed(seed)``
+  and before the discriminator, so the seed alone fixes its initial weights;
+- ``discriminator(cfg, data_shape)``: a Keras model from samples to ``(batch, 1)`` *logits* (no sigmoid: the loss is
+  computed from logits, stable and identical in eager and graph mode), whose last hidden layer is named
+  ``features`` (the 2-D toy plots it; with 2 units the pair saves it at every sample interval);
+- every layer named explicitly: checkpoints store variables by path and must find the same paths in every process.
+
+Adding an architecture is one builder pair here and one entry in MODELS.
 """
 
 from __future__ import annotations
@@ -40,3 +49,7 @@ def build_discriminator(cfg: ModelConfig, data_shape: tuple[int, ...]) -> keras.
         if cfg.d_dropout:
             x = layers.Dropout(cfg.d_dropout, name=f"dropout_{i}")(x)
     return keras.Model(img, layers.Dense(1, name="logit")(x), name="discriminator")
+
+
+# kind -> (generator builder, discriminator builder)
+MODELS = {"dense": (build_generator, build_discriminator)}

@@ -26,14 +26,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_runtime(threads: int) -> dict:
+def configure_runtime(threads: int, salt: str = "") -> dict:
     """Fix thread counts and deterministic kernels. Must run before TensorFlow's first op.
 
-    Bits change with the thread count, so the counts are part of a run's identity.
+    Bits change with the thread count, so the counts are part of a run's identity. ``salt``: the digest of the
+    user's code the run trains, for the persistent XLA cache's key.
     """
     from bench.model import xla_cache
 
-    xla_cache.enable()  # before the first XLA compile: TensorFlow reads its XLA flags then
+    xla_cache.enable(salt)  # before the first XLA compile: TensorFlow reads its XLA flags then
     import tensorflow as tf
 
     intra = threads or available_cores()

@@ -1,6 +1,7 @@
 """The compiled GAN training step and the loop around it. Knows nothing of files.
 
-One iteration does what the classic Keras loop does, in one ``tf.function``:
+One iteration does what the classic Keras loop does, in one ``tf.function`` (``[train] update = "alternating"``,
+the default):
 
 1. D step on a half batch of real images (label ``real_label``);
 2. D step on a half batch of G's images, G in inference mode (label 0);
@@ -8,10 +9,23 @@ One iteration does what the classic Keras loop does, in one ``tf.function``:
    variables are updated (each network has its own optimizer and gradient list,
    which is what the Keras-2 ``trainable=False`` trick was for).
 
-Every random input of an iteration comes from ``numpy.random.default_rng([seed, step])``:
-the batch indices and both latent draws depend only on the seed and the step number.
-So every optimizer sees the same batches and latents (paired design), and a resumed
-run needs no generator state to continue exactly.
+Other update rules (``[train]``, part of the experiment's identity when not the default):
+
+- ``d_steps = k``: steps 1-2 k times, each on its own real half batch and its own fake latents, then step 3
+  (WGAN's n_critic); the logged D values are the means over the k D updates;
+- ``update = "simultaneous"``: both gradients at the same point w_t (D's of its real and fake losses, summed, and
+  G's through the D of w_t), then both applied (Mescheder et al. 2018);
+- ``update = "extragradient"``: both gradients at w_t, applied to reach w_half; both gradients again at w_half;
+  the variables back to w_t, and the second gradients applied (Gidel et al. 2019; with Adam, their Extra-Adam:
+  the optimizer's own update and state in both steps). Batch-norm statistics move with both evaluations.
+
+The logged losses and gradient norms are those at w_t.
+
+Every random input of an iteration comes from ``numpy.random.default_rng([seed, step])``, drawn in this order:
+for each of the k D updates its real indices (``half`` integers) then its fake latents (``half x latent_dim``),
+then G's latents (``batch x latent_dim``). They depend only on the seed and the step number: every optimizer
+sees the same batches and latents (paired design), and a resumed run needs no generator state to continue
+exactly. With k = 1 these are the draws of every run made before the update rules existed.
 """
 
 from __future__ import annotations
@@ -35,14 +49,20 @@ def draw_latents(rng: np.random.Generator, shape: tuple[int, int], kind: str = "
     return rng.standard_normal(shape, dtype=np.float32)
 
 
-def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim: int, latent: str = "normal"):
-    """Batch indices and latents of iteration ``step`` (1-based) for ``seed``."""
+def step_inputs(seed: int, step: int, n_images: int, batch_size: int, latent_dim: int, latent: str = "normal",
+                d_steps: int = 1):
+    """Batch indices and latents of iteration ``step`` (1-based) for ``seed``; with ``d_steps`` = k > 1 the
+    indices and fake latents have a leading axis of k (one per D update)."""
     rng = np.random.default_rng([seed, step])
     half = batch_size // 2
-    idx = rng.integers(0, n_images, size=half, dtype=np.int32)  # with replacement, as the classic loop
-    z_fake = draw_latents(rng, (half, latent_dim), latent)
+    idx, z_fake = [], []
+    for _ in range(d_steps):
+        idx.append(rng.integers(0, n_images, size=half, dtype=np.int32))  # with replacement, as the classic loop
+        z_fake.append(draw_latents(rng, (half, latent_dim), latent))
     z_gen = draw_latents(rng, (batch_size, latent_dim), latent)
-    return idx, z_fake, z_gen
+    if d_steps == 1:
+        return idx[0], z_fake[0], z_gen
+    return np.stack(idx), np.stack(z_fake), z_gen
 
 
 def sample_latents(exp: Experiment) -> np.ndarray:
@@ -62,13 +82,13 @@ def untrained_samples(exp: Experiment, sample_shape: tuple[int, ...], seeds: tup
     GanTrainer builds it for that seed (the seed fixes its weights before anything else is built)."""
     import keras
 
-    from bench.model.models import build_generator
+    from bench.model.models import MODELS
 
     z = eval_latents(exp)[:count]
     out = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
-        out.append(np.asarray(build_generator(exp.model, tuple(sample_shape))(z, training=False)))
+        out.append(np.asarray(MODELS[exp.model.kind][0](exp.model, tuple(sample_shape))(z, training=False)))
     return out
 
 
@@ -80,10 +100,11 @@ class GanTrainer:
         import tensorflow as tf
 
         from bench.model import optimizers
-        from bench.model.models import build_discriminator, build_generator
+        from bench.model.models import MODELS
 
         self.exp, self.spec, self.seed = exp, spec, seed
         image_shape = tuple(images.shape[1:])
+        build_generator, build_discriminator = MODELS[exp.model.kind]
         # The seed alone fixes the initial weights: every optimizer starts from the same G and D.
         keras.utils.set_random_seed(seed)
         self.generator = build_generator(exp.model, image_shape)
@@ -165,6 +186,106 @@ class GanTrainer:
             d_norm_real, d_norm_fake, g_norm,
         ])
 
+    def _d_update(self, idx, z_fake):
+        """One D update of the alternating rule: a step on real images, then one on G's (inference mode)."""
+        tf = self._tf
+        G, D = self.generator, self.discriminator
+        d_vars = D.trainable_variables
+        with tf.GradientTape() as tape:
+            logits_real = D(tf.gather(self.images, idx), training=True)
+            d_loss_real = self._bce(self.exp.train.real_label, logits_real)
+        grads = tape.gradient(d_loss_real, d_vars)
+        self.d_opt.apply(grads, d_vars)
+        norm_real = self._norm(grads)
+        fake = G(z_fake, training=False)
+        with tf.GradientTape() as tape:
+            logits_fake = D(fake, training=True)
+            d_loss_fake = self._bce(0.0, logits_fake)
+        grads = tape.gradient(d_loss_fake, d_vars)
+        self.d_opt.apply(grads, d_vars)
+        return self._d_values(d_loss_real, d_loss_fake, logits_real, logits_fake, norm_real, self._norm(grads))
+
+    def _d_values(self, d_loss_real, d_loss_fake, logits_real, logits_fake, norm_real, norm_fake):
+        tf = self._tf
+        f32 = tf.float32
+        return tf.stack([d_loss_real, d_loss_fake, tf.reduce_mean(tf.cast(logits_real > 0, f32)),
+                         tf.reduce_mean(tf.cast(logits_fake < 0, f32)), tf.reduce_mean(tf.sigmoid(logits_real)),
+                         tf.reduce_mean(tf.sigmoid(logits_fake)), norm_real, norm_fake])
+
+    @staticmethod
+    def _row(d, g_loss, g_norm):
+        """The STEP_METRICS row from D's eight values and G's loss and norm."""
+        import tensorflow as tf
+
+        return tf.stack([d[0], d[1], g_loss, d[2], d[3], d[4], d[5], d[6], d[7], g_norm])
+
+    def _g_update(self, z_gen):
+        tf = self._tf
+        G, D = self.generator, self.discriminator
+        g_vars = G.trainable_variables
+        with tf.GradientTape() as tape:
+            g_loss = self._bce(1.0, D(G(z_gen, training=True), training=True))
+        grads = tape.gradient(g_loss, g_vars)
+        self.g_opt.apply(grads, g_vars)
+        return g_loss, self._norm(grads)
+
+    def _train_step_d_steps(self, idx, z_fake, z_gen):
+        """``d_steps`` = k > 1: k D updates, each on its own batch; their values averaged; then the G update."""
+        tf = self._tf
+        k = self.exp.train.d_steps
+        d = tf.reduce_mean(tf.stack([self._d_update(idx[j], z_fake[j]) for j in range(k)]), axis=0)
+        g_loss, g_norm = self._g_update(z_gen)
+        return self._row(d, g_loss, g_norm)
+
+    def _gradients_here(self, idx, z_fake, z_gen):
+        """Both networks' gradients at the current point: D's of its real plus fake loss (their parts' norms
+        apart), G's through this D; and the values logged."""
+        tf = self._tf
+        G, D = self.generator, self.discriminator
+        d_vars, g_vars = D.trainable_variables, G.trainable_variables
+        fake = G(z_fake, training=False)
+        with tf.GradientTape(persistent=True) as tape:
+            logits_real = D(tf.gather(self.images, idx), training=True)
+            d_loss_real = self._bce(self.exp.train.real_label, logits_real)
+            logits_fake = D(fake, training=True)
+            d_loss_fake = self._bce(0.0, logits_fake)
+            g_loss = self._bce(1.0, D(G(z_gen, training=True), training=True))
+        real_grads, fake_grads = tape.gradient(d_loss_real, d_vars), tape.gradient(d_loss_fake, d_vars)
+        g_grads = tape.gradient(g_loss, g_vars)
+        del tape
+        d_grads = [a + b for a, b in zip(real_grads, fake_grads, strict=True)]
+        values = self._row(self._d_values(d_loss_real, d_loss_fake, logits_real, logits_fake, self._norm(real_grads),
+                                          self._norm(fake_grads)), g_loss, self._norm(g_grads))
+        return d_grads, g_grads, values
+
+    def _train_step_simultaneous(self, idx, z_fake, z_gen):
+        d_grads, g_grads, values = self._gradients_here(idx, z_fake, z_gen)
+        self.d_opt.apply(d_grads, self.discriminator.trainable_variables)
+        self.g_opt.apply(g_grads, self.generator.trainable_variables)
+        return values
+
+    def _train_step_extragradient(self, idx, z_fake, z_gen):
+        tf = self._tf
+        d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
+        start = [tf.identity(v) for v in (*d_vars, *g_vars)]  # w_t
+        d_grads, g_grads, values = self._gradients_here(idx, z_fake, z_gen)
+        self.d_opt.apply(d_grads, d_vars)  # the extrapolation: w_half
+        self.g_opt.apply(g_grads, g_vars)
+        d_grads, g_grads, _ = self._gradients_here(idx, z_fake, z_gen)
+        for v, w in zip((*d_vars, *g_vars), start, strict=True):
+            v.assign(w)  # back to w_t ...
+        self.d_opt.apply(d_grads, d_vars)  # ... and the step with the gradients of w_half
+        self.g_opt.apply(g_grads, g_vars)
+        return values
+
+    def _step_function(self):
+        t = self.exp.train
+        if t.update == "simultaneous":
+            return self._train_step_simultaneous
+        if t.update == "extragradient":
+            return self._train_step_extragradient
+        return self._train_step if t.d_steps == 1 else self._train_step_d_steps
+
     def _train_block(self, n, idx, z_fake, z_gen):
         """Iterations 0..n-1 of a block in one compiled call (n <= self.block).
 
@@ -175,8 +296,10 @@ class GanTrainer:
         tf = self._tf
         out = tf.TensorArray(tf.float32, size=self.block)
 
+        step = self._step_function()
+
         def body(i, out):
-            return i + 1, out.write(i, self._train_step(idx[i], z_fake[i], z_gen[i]))
+            return i + 1, out.write(i, step(idx[i], z_fake[i], z_gen[i]))
 
         _, out = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), out), maximum_iterations=self.block)
         return out.stack()
@@ -186,16 +309,17 @@ class GanTrainer:
         returns the traced function's name."""
         tf, t, m = self._tf, self.exp.train, self.exp.model
         half = t.batch_size // 2
+        k = [t.d_steps] if t.d_steps > 1 else []  # one D batch per D update
         return self._block.get_concrete_function(
-            tf.TensorSpec([], tf.int32), tf.TensorSpec([self.block, half], tf.int32),
-            tf.TensorSpec([self.block, half, m.latent_dim], tf.float32),
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([self.block, *k, half], tf.int32),
+            tf.TensorSpec([self.block, *k, half, m.latent_dim], tf.float32),
             tf.TensorSpec([self.block, t.batch_size, m.latent_dim], tf.float32)).name.decode()
 
     def run_block(self, first: int, n: int) -> np.ndarray:
         """Run iterations ``first .. first+n-1`` (1-based); return (n, len(STEP_METRICS)) float64 values."""
         t = self.exp.train
-        inputs = [step_inputs(self.seed, s, self.n_images, t.batch_size, self.exp.model.latent_dim, self.exp.model.latent)
-                  for s in range(first, first + n)]
+        inputs = [step_inputs(self.seed, s, self.n_images, t.batch_size, self.exp.model.latent_dim, self.exp.model.latent,
+                              t.d_steps) for s in range(first, first + n)]
         # pad to the compiled block size: one trace serves every block length
         inputs += [tuple(np.zeros_like(a) for a in inputs[0])] * (self.block - n)
         idx, z_fake, z_gen = (np.stack(parts) for parts in zip(*inputs, strict=True))
@@ -303,9 +427,13 @@ def warm_up(exp: Experiment, images: np.ndarray) -> list[str]:
         return []  # nothing to load without XLA
     names = []
     for spec in exp.optimizers:
-        trainer = trainer_for(exp, spec, images, exp.seeds[0])
-        _align_function_names()  # after the build: its first-time setup draws names differently per process
-        names.append(trainer.trace())
+        try:
+            trainer = trainer_for(exp, spec, images, exp.seeds[0])
+            _align_function_names()  # after the build: its first-time setup draws names differently per process
+            names.append(trainer.trace())
+        except Exception:  # noqa: BLE001 - a user's update step that fails to trace fails its pairs, which say why
+            _align_function_names()  # the next optimizer's step keeps its name in every process
+            names.append("")
     return names
 
 

@@ -50,8 +50,8 @@ def _cpu() -> str:
     return platform.machine() + "|" + "|".join(dict.fromkeys(pick))
 
 
-def key() -> str:
-    parts = [str(FORMAT), _cpu(), os.environ.get("TF_XLA_FLAGS", ""), os.environ.get("XLA_FLAGS", "")]
+def key(salt: str = "") -> str:
+    parts = [str(FORMAT), _cpu(), os.environ.get("TF_XLA_FLAGS", ""), os.environ.get("XLA_FLAGS", ""), salt]
     for dist in ("tensorflow-cpu", "tensorflow", "keras"):
         with contextlib.suppress(md.PackageNotFoundError):
             parts.append(f"{dist}={md.version(dist)}")
@@ -79,9 +79,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def enable() -> Path | None:
+def enable(salt: str = "") -> Path | None:
     """Point this process's TensorFlow at a private cache folder filled from the shared cache. Call it
-    before the process's first XLA compile (TensorFlow reads its XLA flags then); returns the shared folder."""
+    before the process's first XLA compile (TensorFlow reads its XLA flags then); returns the shared folder.
+    ``salt``: the digest of the user's code a run trains (bench.model.optimizers.sources_sha): such a run gets a
+    shared folder of its own, so a step compiled from other code is never served (TensorFlow keys entries by the
+    compiled program, and two versions of a user's optimizer may compile to the same one under one name)."""
     global _private, _shared
     if _shared is not None:
         return _shared
@@ -89,7 +92,7 @@ def enable() -> Path | None:
     if os.environ.get("BENCH_XLA_CACHE", "on").lower() in ("off", "0", "no") or "persistent_cache_directory" in flags:
         return None
     try:
-        shared = cache_dir() / "xla" / key()
+        shared = cache_dir() / "xla" / key(salt)
         shared.mkdir(parents=True, exist_ok=True)
         for stale in shared.glob(".proc-*"):  # private folders of processes that are gone
             pid = stale.name.removeprefix(".proc-")

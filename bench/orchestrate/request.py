@@ -11,7 +11,7 @@ from bench.core import config
 from bench.core.config import Experiment
 from bench.core.errors import BenchError
 from bench.core.sweep_table import parse_sweep
-from bench.model.optimizers import merge_inline
+from bench.model.optimizers import merge_inline, resolve
 from bench.model.runtime import available_cores
 from bench.quality.scores import comparable_metrics, goals
 
@@ -115,7 +115,9 @@ def resolve_experiment(req: Request) -> Experiment:
         parse_sweep(exp, goals(), f"{path}: sweep")
     if req.optimizers is not None:
         exp = dataclasses.replace(exp, optimizers=merge_inline(exp.optimizers, req.optimizers))
-    return exp
+    # every user's class read and hashed now: from here on the run uses exactly this code (TOML references were
+    # made relative to the experiment file; inline ones are relative to the working directory)
+    return dataclasses.replace(exp, optimizers=resolve(exp.optimizers))
 
 
 def refuse_changes_on_resume(req: Request, what: str) -> None:

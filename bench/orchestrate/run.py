@@ -29,8 +29,9 @@ from bench.orchestrate.request import RunOptions
 from bench.orchestrate.validate import validate
 from bench.quality.scorer import make_evaluator
 from bench.quality.scores import goals
-from bench.store.files import atomic_write_json, remove_stale_temps
+from bench.store.files import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from bench.store.images import save_images
+from bench.store.logs import LEARNING_RATES, write_learning_rates
 
 SCHEMA_VERSION = 1
 RESUMABLE = ("running", "interrupted", "failed", "finished-with-failures")
@@ -73,7 +74,8 @@ class Prepared:
 
 
 def prepare(exp: Experiment) -> Prepared:
-    runtime = configure_runtime(exp.train.threads)  # first: TensorFlow fixes its threads at its first op
+    # first: TensorFlow fixes its threads at its first op (and the XLA cache keys the user's code)
+    runtime = configure_runtime(exp.train.threads, optimizers.sources_sha(exp.optimizers))
     optimizers.validate(exp.optimizers)
     if exp.sweep:  # the file's search spaces, for the optimizers this experiment runs
         optimizers.check_sweep_space(exp.optimizers, parse_sweep(exp, goals(), "sweep", lenient=True), "sweep")
@@ -205,6 +207,12 @@ def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared
     manifest = _start_manifest(exp, run_dir, opts, prepared, manifest)
     path = run_dir / MANIFEST
     atomic_write_json(path, manifest)
+    for name, text in optimizers.source_files(exp.optimizers).items():  # the user's code, beside what it made
+        (run_dir / "optimizers").mkdir(exist_ok=True)
+        atomic_write_bytes(run_dir / "optimizers" / name, text.encode("utf-8"))
+    rates = optimizers.learning_rate_table(exp.optimizers, exp.train.steps, exp.train.update, exp.train.d_steps)
+    if rates:  # schedules: the learning rate each network's optimizer uses, for the report (which has no Keras)
+        write_learning_rates(run_dir / LEARNING_RATES, rates)
     real = dataset.images[streams.rng(exp.train.sample_seed, streams.REAL_GRID).choice(
         len(dataset.images), size=min(exp.train.sample_count, len(dataset.images)), replace=False)]
     save_images(run_dir, "real", real)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.config import Experiment
+from bench.model.optimizers import check_unchanged
 from bench.orchestrate.request import (
     Request,
     RunOptions,
@@ -53,6 +54,7 @@ def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | No
         record = read_json(folder / kind.record)
         exp, extra = kind.from_record(record, folder)
         check_same_experiment(req, exp, folder, kind.what)
+        check_unchanged(exp.optimizers)  # the user's code it started with, or no resume
     else:
         exp, extra = resolved or kind.resolve(req)
     prepared = prepared or prepare(exp)  # every check that can fail runs before anything is written

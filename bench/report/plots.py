@@ -327,3 +327,19 @@ def profile_figure(profile: dict[str, dict], r_max: float, colours_of: dict[str,
     ax.grid(alpha=0.25)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     return _png(fig)
+
+
+def learning_rate_figure(rates: pd.DataFrame, colours_of: dict[str, str]) -> bytes:
+    """Each scheduled optimizer's learning rate against the iteration: G solid, D dashed (D's optimizer may take
+    more updates per iteration, so its schedule runs ahead)."""
+    fig, ax = plt.subplots(figsize=(6.8, 3.4))
+    for (opt, net), g in rates.groupby(["optimizer", "network"], sort=False):
+        g = g.sort_values("step")
+        ax.plot(g.step, g.learning_rate, color=colours_of.get(opt, "#555"), lw=1.8,
+                ls="-" if net == "generator" else "--", label=f"{opt} ({'G' if net == 'generator' else 'D'})")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _png(fig)

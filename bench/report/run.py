@@ -34,6 +34,7 @@ from bench.store.files import (
 from bench.store.images import read_array
 from bench.store.layout import RunFiles
 from bench.store.load import RunData, dig, display, finite_or_nan, load_run
+from bench.store.logs import LEARNING_RATES, read_learning_rates
 
 FILMSTRIP_FRAMES = 8
 SAMPLE_STEP = re.compile(r"step_(\d{1,12})\.(?:png|npy|npz)$")
@@ -225,6 +226,21 @@ def _verdict_context(v: Verdict, optimizers: list[str], manifest: dict) -> dict:
             "provisional": "; ".join(v.budget.get("reasons", [])) if v.budget.get("provisional") else ""}
 
 
+def _learning_rates(data: RunData) -> str | None:
+    """The schedules' learning rates against the iteration (None: every optimizer at a constant rate)."""
+    path = data.run_dir / LEARNING_RATES
+    if not path.exists() or outside(data.run_dir, path):
+        return None
+    try:
+        rates = read_learning_rates(path)
+    except BenchError as e:
+        warn(f"{e}; no learning-rate plot")
+        return None
+    if rates is None or not len(rates):
+        return None
+    return uri(plots.learning_rate_figure(rates, plots.colours(data.optimizers)))
+
+
 def _eval_share(data: RunData) -> str:
     train = sum(finite_or_nan(st.get("train_seconds")) for st in data.status.values() if st.get("train_seconds"))
     ev = sum(finite_or_nan(st.get("eval_seconds")) for st in data.status.values() if st.get("eval_seconds"))
@@ -278,6 +294,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "fig_d": uri(plots.d_output_figure(data.metrics, data.optimizers, steps)),
         "fig_div": uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
         "fig_quality": uri(plots.quality_figure(data.quality, data.optimizers, qmetrics)) if qmetrics else None,
+        "fig_lr": _learning_rates(data),
         "quality_cols": [(m, INFO[m].header) for m in quality_columns(data)],
         "eval": _eval_context(m),
         "eval_share": _eval_share(data),

@@ -235,7 +235,7 @@ def _read_log(path: Path, columns: tuple[str, ...], label: str | None, seed: int
             n = int(bad.to_numpy().argmax()) + 2
             raise BenchError(f"{path}: line {n}: {col} = {df[col].iloc[n - 2][:40]!r} is not one of "
                              f"{', '.join(sorted(allowed))} (garbled)")
-    for col in ("seed", "step"):
+    for col in (c for c in ("seed", "step") if c in df.columns):
         values = df[col].to_numpy()
         whole = (values == values.round()) & (values >= 0) & (values < 2**53) if len(values) else values
         if len(values) and not whole.all():
@@ -263,4 +263,24 @@ def read_quality(path: Path, label: str | None = None, seed: int | None = None) 
         if not names.all():
             n = int((~names).to_numpy().argmax()) + 2
             raise BenchError(f"{path}: line {n}: {df.metric.iloc[n - 2][:40]!r} is not a metric name (garbled)")
+    return df
+
+
+# ------------------------------------------------------------------ learning-rate schedules
+
+LEARNING_RATES = "learning_rates.csv"  # beside manifest.json: (optimizer, network, step, learning_rate)
+LR_COLUMNS = ("optimizer", "network", "step", "learning_rate")
+
+
+def write_learning_rates(path: Path, rows: list[tuple[str, str, int, float]]) -> None:
+    atomic_write_bytes(path, ("".join([",".join(LR_COLUMNS) + "\n",
+                                       *(f"{o},{n},{s},{_fmt(v)}\n" for o, n, s, v in rows)])).encode())
+
+
+def read_learning_rates(path: Path) -> pd.DataFrame | None:
+    """The run's learning-rate table (None when it trained at constant rates), checked like the other logs."""
+    df = _read_log(path, LR_COLUMNS, None, None, ("step", "learning_rate"), {"network": {"generator", "discriminator"}})
+    if df is None:
+        return None
+    df["step"] = df["step"].astype("int64")
     return df

@@ -39,6 +39,9 @@ def hparams_of(exp_name: str, run_id: str, label: str, seed: int, described: Map
     Keras options (None) are left out."""
     out: dict[str, Any] = {"experiment": exp_name, "run": run_id, "optimizer": label,
                            "type": str(described.get("type", label)), "seed": int(seed)}
+    for key in ("class", "source_sha256"):  # a user's class: where it comes from, which version of its code
+        if isinstance(described.get(key), str):
+            out[key] = described[key]
     nets = {n: described.get(n) or {} for n in NETWORKS}
     for key in dict.fromkeys([*nets["generator"], *nets["discriminator"]]):
         values = {n: nets[n].get(key) for n in nets}
