@@ -143,12 +143,14 @@ def run(experiment: str | Path = "faces", optimizers: str | list[OptimizerItem] 
     import dataclasses
     import shlex
 
+    from bench.core import banner
     from bench.core.config import OptimizerSpec
     from bench.model.optimizers import resolve, source_record_of_class, validate
     from bench.orchestrate.commands import RUN
     from bench.orchestrate.request import Request, resolve_experiment
     from bench.orchestrate.session import start_or_resume
 
+    banner.hide()  # TensorFlow's start-up banner: not in a notebook's output either
     texts, classes = [], []
     for item in (optimizers if isinstance(optimizers, (list, tuple)) else [optimizers] if optimizers else []):
         if isinstance(item, str):

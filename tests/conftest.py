@@ -69,17 +69,6 @@ def only_run_dir(out: Path, experiment: str) -> Path:
     return dirs[0]
 
 
-# What TensorFlow's C++ library prints when it loads, before any setting can silence it (absl's logging is
-# not initialised yet; on CPUs with AVX-512 it announces oneDNN): not bench's output.
-TF_BANNER = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-             "] oneDNN custom operations are on.", "] This TensorFlow binary is optimized",
-             "To enable the following instructions:")
-
-
-def without_tf_banner(stderr: str) -> str:
-    return "".join(ln for ln in stderr.splitlines(keepends=True) if not any(b in ln for b in TF_BANNER))
-
-
 def read_values(csv: Path) -> pd.DataFrame:
     """A run's CSV without its timing columns: what must be identical between runs."""
     from bench.store.logs import TIMING_COLUMNS

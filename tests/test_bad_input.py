@@ -116,16 +116,54 @@ def test_bad_input_one_line_nonzero_nothing_lost(cli, earlier, inputs, args, fra
     assert _snapshot(earlier) == before  # nothing written, nothing lost
 
 
-def test_console_script_prints_no_traceback(tmp_path):
+def _without_tf_settings() -> dict:
+    """The environment of a user who set nothing: TensorFlow free to print its start-up banner."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL_"))}
+
+
+def test_console_script_prints_exactly_one_line_and_no_banner(tmp_path):
     exe = Path(sys.executable).with_name("bench")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    r = subprocess.run([str(exe), "run", "--optimizers", "adamm", "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([str(exe), "run", "smoke", "--optimizers", "sgd,adamm", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=_without_tf_settings(), timeout=120, cwd=tmp_path)
     assert r.returncode == 2
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("bench:")]
-    assert errors == ["bench: error: unknown optimizer 'adamm' (did you mean 'adam'?); known: " + errors[0].split("known: ")[1]]
-    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("bench: error: unknown optimizer 'adamm' (did you mean 'adam'?); known: ")
+    assert r.stdout == ""
     assert not any(tmp_path.iterdir())  # no run folder for a run that never started
+
+
+def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
+    """The optimizer is found and built (TensorFlow and Keras loaded), then refused: still one line."""
+    (tmp_path / "bad.py").write_text("import keras\n\nclass Bad(keras.optimizers.SGD):\n"
+                                     "    def __init__(self, **kw):\n        raise ValueError('no')\n")
+    code = ("import sys\nfrom bench.cli import main\nrc = main(sys.argv[1:])\n"
+            "assert 'tensorflow' in sys.modules\nsys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code, "run", "smoke", "--optimizers", "bad.py:Bad", "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, env=_without_tf_settings(),
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "bad.py" in r.stderr and "no" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_banner_filter_keeps_what_is_not_banner(tmp_path):
+    """A stand-in ``tensorflow`` that writes the banner and a real complaint to descriptor 2 as it loads: the
+    complaint gets through, the banner does not, and the import is the stand-in's."""
+    pkg = tmp_path / "tensorflow"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on. You may see slightly different\\n')\n"
+        "os.write(2, b'E0000 something real went wrong\\n')\n"
+        "VALUE = 42\n")
+    code = ("from bench.core import banner\nbanner.hide()\nimport tensorflow\n"
+            "assert tensorflow.VALUE == 42\nimport sys\nsys.stderr.write('after\\n')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == ["E0000 something real went wrong", "after"]
 
 
 TRAVERSALS = ["name=../../../escaped", "name=/tmp/escaped-abs", "name=a/b", "name=..", "name=."]

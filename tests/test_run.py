@@ -176,3 +176,67 @@ def test_several_experiments_in_one_command_are_all_checked_before_any_trains(cl
     assert 'href="smoke/' in index and 'href="quadratic2d/' in index
     r = cli("run", "smoke", "quadratic2d", "--resume", tmp_path / "r")
     assert r.code == 2 and "--resume continues one run folder" in r.err
+
+
+def test_a_redirected_log_has_plain_progress_lines_and_no_carriage_return(tmp_path):
+    """stderr into a file (CI, nohup, a cluster job): one line per pair as it ends, at most one per
+    --progress-every seconds while it trains, and never a carriage return."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bench.store.layout import RunFiles
+
+    every = 0.2
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        r = subprocess.run([str(Path(sys.executable).with_name("bench")), "run", "smoke", "--optimizers", "sgd,adam",
+                            "--seeds", "0,1", "--steps", "40", "--no-eval", "--no-report", "--progress-every",
+                            str(every), "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=err,
+                           timeout=300, cwd=tmp_path, env={**os.environ, "BENCH_XLA_CACHE": "0"})
+    text = log.read_bytes().decode()
+    assert r.returncode == 0, text
+    assert "\r" not in text and "\x1b" not in text  # no bar states, no terminal codes
+    lines = text.splitlines()
+    run_dir = only_run_dir(tmp_path / "out", "smoke")
+    for opt in ("sgd", "adam"):
+        for seed in (0, 1):
+            name = f"{opt} seed {seed}"
+            ended = [ln for ln in lines if re.fullmatch(rf"{name}: finished at step 40/40 .*\(\d+\.\d s\)", ln)]
+            assert len(ended) == 1, text
+            during = [ln for ln in lines if re.match(rf"{name}: step \d+/40 ", ln)]
+            wall = json.loads(RunFiles.of(run_dir, opt, seed).status.read_text())["wall_seconds"]
+            assert len(during) <= wall / every + 1, (name, during, wall)
+    assert len(lines) <= 4 + sum(1 for ln in lines if re.match(r"\w+ seed \d: ", ln)), text  # set-up lines only
+
+
+def test_on_a_terminal_progress_is_a_bar_and_in_quiet_mode_nothing(capsys):
+    """The same Progress on a stream that is a terminal draws tqdm's bar (carriage returns); quiet: silent."""
+    import io
+
+    from bench.execute.pair import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    values = np.array([0.5, 0.6, 0.7])
+    for stream, quiet, expect in ((Terminal(), False, "\r"), (io.StringIO(), True, ""), (io.StringIO(), False, "\n")):
+        import sys
+
+        saved, sys.stderr = sys.stderr, stream
+        try:
+            p = Progress("adam", 3, 30, 0, quiet, every=0.0)
+            for step in range(1, 31):
+                p(step, values)
+            p.close("finished")
+        finally:
+            sys.stderr = saved
+        text = stream.getvalue()
+        if expect:
+            assert expect in text and ("\r" in text) == (expect == "\r"), text
+            assert "adam seed 3" in text
+        else:
+            assert text == ""

@@ -11,6 +11,7 @@ import sys
 import traceback
 
 from bench.cli.parser import build_parser
+from bench.core import banner
 from bench.core.errors import BenchError, describe, one_line
 from bench.model.xla_cache import QUIET_TF
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)  # TensorFlow's C++ log lines
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+        banner.hide()  # and the banner it writes while it loads, before any setting applies
     parser = build_parser()
     try:
         check_text(argv)

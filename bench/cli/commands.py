@@ -22,6 +22,7 @@ def request(args, experiment: str | None):
         xla=args.xla, sets=tuple(args.set), no_eval=args.no_eval, no_tensorboard=args.no_tensorboard,
         fid_weights=args.fid_weights, out=args.out,
         reports=None if args.no_report else args.reports, resume=args.resume, fresh=args.fresh, quiet=args.quiet,
+        progress_every=args.progress_every,
         jobs=args.jobs, executor=args.executor, address=args.address, command=shlex.join(["bench", *args.argv]))
 
 

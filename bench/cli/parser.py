@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.execute.pair import PROGRESS_EVERY
 
 EPILOG = """examples:
   bench run --optimizers sgd,rmsprop,adam
@@ -46,6 +48,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return v
 
 
@@ -194,13 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _data_options(p: argparse.ArgumentParser) -> None:
-    """What picks an experiment's data: as for bench run."""
+def _data_options(p: argparse.ArgumentParser, with_set: bool = True) -> None:
+    """What picks an experiment's data: the same options on every command that reads one."""
+    from bench.data import DATASETS  # the registry names them (a light import: no TensorFlow)
+
     p.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
-    p.add_argument("--dataset", metavar="NAME", help="dataset registry name (see bench list)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help=f"dataset registry name ({', '.join(sorted(DATASETS))}; see bench list)")
     p.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any experiment value (repeatable)")
+    if with_set:
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override any experiment value (repeatable)")
 
 
 def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_help: str, several: bool = False) -> None:
@@ -221,9 +237,7 @@ def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_he
     r.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds; each fixes initial weights, batches and latents")
     r.add_argument("--steps", type=_positive_int, metavar="N", help="training iterations per run")
     r.add_argument("--batch-size", type=_positive_int, metavar="N", help="batch size (D sees N/2 real + N/2 fake)")
-    r.add_argument("--data", metavar="PATH", help="dataset path (CelebA folder or zip, image folder, MNIST .npz)")
-    r.add_argument("--dataset", metavar="NAME", help="dataset registry name (faces, celeba, folder, mnist)")
-    r.add_argument("--limit", type=_positive_int, metavar="N", help="use the first N images in sorted order")
+    _data_options(r, with_set=False)
     r.add_argument("--threads", type=_positive_int, metavar="N",
                    help="intra-op threads per run (default: all cores, or cores / --jobs; 1 with --executor ray)")
     r.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
@@ -250,7 +264,10 @@ def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_he
     r.add_argument("--resume", type=Path, metavar=resume_metavar, help=resume_help)
     r.add_argument("--fresh", action="store_true", help="always start anew (default: an interrupted one "
                                                         "with the identical configuration is resumed)")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (for CI)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars or lines (for CI)")
+    r.add_argument("--progress-every", type=_positive_seconds, default=PROGRESS_EVERY, metavar="SECONDS",
+                   help="when stderr is not a terminal (a log file, CI), progress is plain lines: one per pair as it "
+                        f"ends and at most one every SECONDS while it trains (default {PROGRESS_EVERY:g})")
     r.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
                    help="where the HTML report goes (default: reports/)")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report afterwards")

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core import banner
 from bench.core.config import Experiment
 from bench.core.errors import BenchError
 from bench.core.names import run_name
 from bench.execute import hooks, stop
-from bench.execute.pair import PairRun
+from bench.execute.pair import PROGRESS_EVERY, PairRun
 from bench.model.step import warm_up
 from bench.model.xla_cache import QUIET_TF
 from bench.store.files import read_json
@@ -40,7 +41,8 @@ RETRIES = 1
 
 
 def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]], images: np.ndarray, evaluator,
-                   on_done: Callable[[str, int, dict], None], quiet: bool) -> list[tuple[str, int, str]]:
+                   on_done: Callable[[str, int, dict], None], quiet: bool,
+                   progress_every: float = PROGRESS_EVERY) -> list[tuple[str, int, str]]:
     """Every pair in this process, one after the other, with every core; nothing fails "for good" here:
     an exception stops the run (the caller marks it)."""
     if pairs:
@@ -49,7 +51,7 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
     for label, seed in pairs:
         if stop.requested() is not None:
             break  # asked to stop: the pairs not started stay unrecorded, and the run says how to resume
-        pair = PairRun(exp, label, seed, images, run_dir, evaluator, quiet)
+        pair = PairRun(exp, label, seed, images, run_dir, evaluator, quiet, progress_every=progress_every)
         try:
             on_done(label, seed, pair.run())
         except BenchError:
@@ -65,6 +67,8 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     """A long-lived worker: imports TensorFlow and loads the data once, then trains the pairs
     the parent sends, one at a time, answering ("done" | "error", label, seed, message)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":  # quiet, unless the parent runs with --debug
+        banner.hide()
     from bench import data
     from bench.core.config import experiment_from_dict
     from bench.model.optimizers import sources_sha

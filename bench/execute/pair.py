@@ -46,22 +46,56 @@ from bench.store.tensorboard import PairEvents, hparams_of, session_name
 DONE = ("finished", "diverged")  # a pair in one of these states is not trained again (unless its files are damaged)
 
 
+PROGRESS_EVERY = 30.0  # seconds between a pair's progress lines when stderr is a file or a pipe (--progress-every)
+
+
 class Progress:
-    """A tqdm bar per (optimizer, seed): step, losses, steps/s. Silent in quiet mode."""
+    """How a pair's training shows: a tqdm bar on a terminal; plain lines in a log (CI, nohup, a cluster job's
+    file), at most one every ``every`` seconds while it trains and one when it ends, never a carriage return;
+    nothing in quiet mode."""
 
-    def __init__(self, label: str, seed: int, total: int, start: int, quiet: bool):
-        from tqdm import tqdm
+    def __init__(self, label: str, seed: int, total: int, start: int, quiet: bool, every: float = PROGRESS_EVERY):
+        self.name, self.total, self.every = f"{label} seed {seed}", total, every
+        self.bar = None
+        self.lines = not quiet and not _is_terminal(sys.stderr)
+        self.start = self.step = start
+        self.t0 = self.last = time.perf_counter()
+        self.values: np.ndarray | None = None
+        if not quiet and not self.lines:
+            from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=start, desc=f"{label} seed {seed}", unit="step", disable=quiet,
-                        dynamic_ncols=True, leave=True, file=sys.stderr, mininterval=0.5)
+            self.bar = tqdm(total=total, initial=start, desc=self.name, unit="step", dynamic_ncols=True,
+                            leave=True, file=sys.stderr, mininterval=0.5)
+
+    def _losses(self) -> str:
+        v = self.values
+        return "" if v is None else f"  D-real {v[0]:.3f}  D-fake {v[1]:.3f}  G {v[2]:.3f}"
 
     def __call__(self, step: int, values: np.ndarray) -> None:
-        self.bar.update(1)
-        if step % 25 == 0:
-            self.bar.set_postfix_str(f"D-real {values[0]:.3f}  D-fake {values[1]:.3f}  G {values[2]:.3f}", refresh=False)
+        self.step, self.values = step, values
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 25 == 0:
+                self.bar.set_postfix_str(self._losses().strip(), refresh=False)
+        elif self.lines and (now := time.perf_counter()) - self.last >= self.every:
+            self.last = now
+            rate = (step - self.start) / max(now - self.t0, 1e-9)
+            print(f"{self.name}: step {step}/{self.total}{self._losses()}  ({rate:.1f} steps/s)", file=sys.stderr,
+                  flush=True)
 
-    def close(self) -> None:
-        self.bar.close()
+    def close(self, status: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.lines and status is not None:
+            print(f"{self.name}: {status} at step {self.step}/{self.total}{self._losses()}  "
+                  f"({time.perf_counter() - self.t0:.1f} s)", file=sys.stderr, flush=True)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream: not a terminal
+        return False
 
 
 def duration(seconds: float) -> str:
@@ -90,9 +124,11 @@ class PairRun:
     executor streams them back then)."""
 
     def __init__(self, exp: Experiment, label: str, seed: int, images: np.ndarray, run_dir: Path,
-                 evaluator=None, quiet: bool = True, after_checkpoint: Callable[[int], None] | None = None):
+                 evaluator=None, quiet: bool = True, after_checkpoint: Callable[[int], None] | None = None,
+                 progress_every: float = PROGRESS_EVERY):
         self.exp, self.label, self.seed, self.images = exp, label, seed, images
         self.run_dir, self.evaluator, self.quiet, self.after_checkpoint = run_dir, evaluator, quiet, after_checkpoint
+        self.progress_every = progress_every
         self.files = RunFiles.of(run_dir, label, seed)
         self.name = f"{label} seed {seed}"
 
@@ -226,7 +262,8 @@ class PairRun:
         self.blocks = 0
         self.t_start = time.perf_counter()
 
-        progress = Progress(self.label, self.seed, exp.train.steps, start, self.quiet)
+        progress = Progress(self.label, self.seed, exp.train.steps, start, self.quiet, self.progress_every)
+        ended = None  # the line a log gets when the pair ends (none on an error: that has its own line)
         try:
             if start == 0:
                 self.on_sample(0)
@@ -235,8 +272,9 @@ class PairRun:
                            should_stop=lambda: stop.requested() is not None, on_block=self.on_block)
             if self.events is not None:
                 self.events.end(out.status)
+            ended = out.status
         finally:
-            progress.close()
+            progress.close(ended)
             self.log.close()
             if self.quality is not None:
                 self.quality.close()

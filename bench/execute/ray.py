@@ -98,6 +98,9 @@ def pair_task(config: dict, label: str, seed: int, images: np.ndarray, blob: byt
               driver_versions: dict, data_key: str, task_hooks: list):
     """Train one pair; yields ("checkpoint", step, tar) at each checkpoint, then ("done", step, tar)
     or ("error", None, message). A generator, so that Ray streams each snapshot back as it is made."""
+    from bench.core import banner
+
+    banner.hide()  # Ray forwards a worker's stderr to the driver's terminal: TensorFlow's banner stays out of it
     from bench.core.config import experiment_from_dict
     from bench.model.optimizers import sources_sha
     from bench.model.runtime import configure_runtime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from bench.core import config
 from bench.core.config import Experiment
 from bench.core.errors import BenchError
 from bench.core.sweep_table import parse_sweep
+from bench.execute.pair import PROGRESS_EVERY
 from bench.model.optimizers import merge_inline, resolve
 from bench.model.runtime import available_cores
 from bench.quality.scores import comparable_metrics, goals
@@ -40,6 +42,7 @@ class Request:
     resume: Path | None = None
     fresh: bool = False
     quiet: bool = False
+    progress_every: float = PROGRESS_EVERY
     jobs: int | None = None
     executor: str = "local"
     address: str | None = None
@@ -55,6 +58,7 @@ class RunOptions:
     """How to run what the experiment says: where the pairs go, and how loud."""
 
     quiet: bool = False
+    progress_every: float = PROGRESS_EVERY  # seconds between progress lines when stderr is not a terminal
     jobs: int = 1  # parallel worker processes (bench.execute.local); with Ray: tasks in flight (0 = no cap)
     executor: str = "local"  # local | ray
     address: str | None = None  # Ray cluster address; None starts a local Ray
@@ -66,7 +70,9 @@ def run_options(req: Request) -> RunOptions:
     if req.address and req.executor != "ray":
         raise BenchError("--address is for --executor ray")
     jobs = req.jobs if req.jobs is not None else (0 if req.executor == "ray" else 1)
-    return RunOptions(quiet=req.quiet, jobs=jobs, executor=req.executor, address=req.address, command=req.command,
+    if not (req.progress_every > 0 and math.isfinite(req.progress_every)):
+        raise BenchError(f"--progress-every must be a positive number of seconds, not {req.progress_every:g}")
+    return RunOptions(quiet=req.quiet, progress_every=req.progress_every, jobs=jobs, executor=req.executor, address=req.address, command=req.command,
                       on_pair=req.on_pair)
 
 

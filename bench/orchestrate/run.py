@@ -187,7 +187,7 @@ def _dispatch(exp: Experiment, run_dir: Path, todo: list[tuple[str, int]], opts:
         return run_ray(exp, run_dir, todo, opts.jobs, record, opts.quiet, opts.address, dataset.images, dataset.checksum)
     if opts.jobs > 1:
         return run_parallel(exp, run_dir, todo, opts.jobs, record, opts.quiet)
-    return run_sequential(exp, run_dir, todo, dataset.images, evaluator, record, opts.quiet)
+    return run_sequential(exp, run_dir, todo, dataset.images, evaluator, record, opts.quiet, opts.progress_every)
 
 
 def execute(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: Prepared, manifest: dict | None = None) -> dict:
