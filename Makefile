@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUNTIME := $(VENV)/.runtime
 
-.PHONY: run test lint bench clean browser trend
+.PHONY: run test test-fast wheel-check lint bench clean browser trend
 
 # `make run` needs only bench's own dependencies; the test extras (Ray, MLflow, Chromium's driver,
 # Hypothesis...) are installed by the targets that use them.
@@ -38,6 +38,17 @@ browser:
 # on 2 cores, since much of a test's time is single-threaded tracing and process start-up.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The inner loop: unit tests and tests on golden fixtures, nothing that trains (tests marked `training` are left
+# out; a test that trains without the mark fails, see tests/conftest.py) and nothing that starts a server, a
+# browser or a bench process (`integration`). Under a minute on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not training and not integration"
+
+# The package as a user gets it: sdist and wheel built, the wheel installed alone in a throwaway environment,
+# bench list and bench run smoke from outside the checkout (.ci/wheel-check says how).
+wheel-check: $(STAMP)
+	.ci/wheel-check
 
 # The same trend guard alone, leaving JUnit/JSON results in .ci-results/.
 trend: $(STAMP)

@@ -106,7 +106,7 @@ class Comparison:
         return [s for v in self.verdicts for s in v.sentences]
 
 
-TABLE_COLUMNS = ("experiment", "metric", "a", "b", "estimate", "ci_low", "ci_high", "p_raw", "p_holm",
+COMPARISON_COLUMNS = ("experiment", "metric", "a", "b", "estimate", "ci_low", "ci_high", "p_raw", "p_holm",
                  "p_improvement", "wins", "n_seeds", "label", "confirmatory", "log_ratio")
 
 
@@ -122,7 +122,7 @@ def compare(*paths: str | Path, primary: str = "", reference: str = "", alpha: f
              "p_improvement": c.p_improvement, "wins": c.wins, "n_seeds": len(c.seeds), "label": c.label,
              "confirmatory": c.confirmatory, "log_ratio": c.log_ratio}
             for v in result["objects"] for c in v.comparisons]
-    return Comparison(verdicts=list(result["objects"]), table=pd.DataFrame(rows, columns=list(TABLE_COLUMNS)),
+    return Comparison(verdicts=list(result["objects"]), table=pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS)),
                       leaderboard=result.get("leaderboard"),
                       json=strict({k: v for k, v in result.items() if k != "objects"}))
 

@@ -15,22 +15,70 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# The slowest files first: `make test` hands whole files to two workers in collection order, so starting
-# with the long ones keeps both busy to the end (longest-first scheduling; about 20 s of a 4-minute suite).
-SLOW_FIRST = ("test_sweep.py", "test_parallel.py", "test_hardening.py", "test_fuzz.py", "test_reliability.py",
-              "test_workflow.py", "test_xla_cache.py", "test_mlflow.py", "test_experiments.py", "test_report.py",
-              "test_run.py", "test_tensorboard.py", "test_readme.py")
+def pytest_configure(config):
+    config.addinivalue_line("markers", "training: trains a GAN end to end (in this process or a bench subprocess); "
+                                       "`make test-fast` runs the tests without it")
+    config.addinivalue_line("markers", "integration: no training, but a whole command over several runs' reports, "
+                                       "a real server, a browser, MLflow, a bench subprocess, InceptionV3 or a "
+                                       "whole validation suite; left out of `make test-fast` too")
+    try:  # Hypothesis keeps no example database in the checkout (.hypothesis/); test files set their own searches
+        from hypothesis import settings
+
+        settings.register_profile("bench-default", database=None)
+        settings.load_profile("bench-default")
+    except ImportError:
+        pass
 
 
 def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: within a file, as written
+    """The files with the most training tests first, then the files with the most tests: `make test` hands whole
+    files to two workers in collection order, so the long ones start early and both stay busy to the end (derived
+    from the markers and the counts, not from a list kept by hand)."""
+    trains: dict[Path, int] = {}
+    count: dict[Path, int] = {}
+    for item in items:
+        trains[item.path] = trains.get(item.path, 0) + (item.get_closest_marker("training") is not None)
+        count[item.path] = count.get(item.path, 0) + 1
+    items.sort(key=lambda item: (-trains[item.path], -count[item.path]))  # stable: within a file, as written
+
+
+_MAY_TRAIN = [False]  # whether the test being set up, run or torn down is marked training
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _MAY_TRAIN[0] = item.get_closest_marker("training") is not None  # before its fixtures, module ones included
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_isolated(tmp_path_factory):
+    """The working directory of the whole session a fresh empty folder (module fixtures included), so that a
+    default output (results/, reports/) never lands in the checkout; and a test not marked ``training`` that
+    starts a training loop in this process fails: the fast tier stays fast by construction."""
+    from bench.execute import pair
+
+    real_loop = pair.run_loop
+
+    def guarded(*args, **kwargs):
+        if not _MAY_TRAIN[0]:
+            raise AssertionError("this test trains: mark it @pytest.mark.training (make test-fast leaves those out)")
+        return real_loop(*args, **kwargs)
+
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("session-cwd"))
+    pair.run_loop = guarded
+    try:
+        yield
+    finally:
+        pair.run_loop = real_loop
+        os.chdir(before)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    # Never touch the user's ~/.cache/bench from tests.
+def _isolated(tmp_path_factory, monkeypatch):
+    """Every test in its own empty working directory, and the user's ~/.cache/bench untouched."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "smoke"

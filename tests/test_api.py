@@ -67,6 +67,7 @@ def test_errors_are_benchs_one_line_errors(tmp_path):
         bench.compare()
 
 
+@pytest.mark.integration
 def test_import_bench_and_load_need_no_tensorflow(golden):
     code = f"import sys, bench; bench.load({str(golden['base'])!r}); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

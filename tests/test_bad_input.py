@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_celeba_jpegs, only_run_dir
+from conftest import GOLDEN, make_celeba_jpegs, only_run_dir
+
+from bench.core.config import experiment_path
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -19,12 +22,9 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory):
-    """A results folder holding one finished run, which no bad command may touch."""
-    from bench.cli import main
-
+    """A results folder holding one finished run (a copy of a golden one), which no bad command may touch."""
     out = tmp_path_factory.mktemp("earlier")
-    assert main(["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "3", "--quiet", "--no-eval",
-                 "--out", str(out)]) == 0
+    shutil.copytree(GOLDEN / "base", out / "smoke" / "base", symlinks=True)
     return out
 
 
@@ -121,6 +121,7 @@ def _without_tf_settings() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL_"))}
 
 
+@pytest.mark.integration
 def test_console_script_prints_exactly_one_line_and_no_banner(tmp_path):
     exe = Path(sys.executable).with_name("bench")
     r = subprocess.run([str(exe), "run", "smoke", "--optimizers", "sgd,adamm", "--out", str(tmp_path)],
@@ -133,6 +134,7 @@ def test_console_script_prints_exactly_one_line_and_no_banner(tmp_path):
     assert not any(tmp_path.iterdir())  # no run folder for a run that never started
 
 
+@pytest.mark.integration
 def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
     """The optimizer is found and built (TensorFlow and Keras loaded), then refused: still one line."""
     (tmp_path / "bad.py").write_text("import keras\n\nclass Bad(keras.optimizers.SGD):\n"
@@ -147,6 +149,7 @@ def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_the_banner_filter_keeps_what_is_not_banner(tmp_path):
     """A stand-in ``tensorflow`` that writes the banner and a real complaint to descriptor 2 as it loads: the
     complaint gets through, the banner does not, and the import is the stand-in's."""
@@ -180,7 +183,7 @@ def test_experiment_names_are_plain_names_never_paths(cli, tmp_path, assignment)
 
 def test_experiment_file_name_key_cannot_escape(cli, tmp_path):
     exp = tmp_path / "exp.toml"
-    exp.write_text((Path(__file__).parent.parent / "experiments/smoke.toml").read_text()
+    exp.write_text(experiment_path("smoke").read_text()
                    .replace('name = "smoke"', 'name = "../../x"'))
     r = cli("run", exp, "--steps", "2", "--quiet", "--out", tmp_path / "out")
     assert r.code == 2 and "plain name" in r.err

@@ -59,6 +59,7 @@ def test_model_options_reach_the_networks():
     assert mnist.train.real_label == 0.9 and mnist.train.batch_size == 128
 
 
+@pytest.mark.training
 def test_dropout_runs_are_deterministic_a_reseeded_trainer_equals_a_fresh_one_and_resume_exactly():
     """D with dropout draws random masks: they come from the seed too, live in the networks' state, and
     so survive reseeding and checkpoints."""
@@ -83,6 +84,7 @@ def test_dropout_runs_are_deterministic_a_reseeded_trainer_equals_a_fresh_one_an
     np.testing.assert_array_equal(rows[8:], np.concatenate([other.run_block(9, 8), other.run_block(17, 8)]))
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("experiment, extra, marker", [
     ("quadratic2d", ["--steps", "60", "--set", "train.sample_every=30", "--set", "eval.every=30"], "D's feature layer"),
     ("digits", ["--optimizers", "adam", "--steps", "20", "--set", "train.sample_every=10", "--set", "eval.every=10",

@@ -20,13 +20,15 @@ from fakeruns import make_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.core.config import experiment_path
+
 settings.register_profile("suite", max_examples=25, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=int(os.environ.get("BENCH_FUZZ_EXAMPLES", "1500")), deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("BENCH_FUZZ", "suite"))
 
-SMOKE = tomllib.loads((Path(__file__).resolve().parent.parent / "experiments/smoke.toml").read_text())
+SMOKE = tomllib.loads(experiment_path("smoke").read_text())
 # what makes a valid run cheap, appended after the generated options (argparse: the last one wins)
 CHEAP = ["--steps", "1", "--no-eval", "--no-report", "--quiet", "--set", "sweep.budget=1", "--set", "train.steps_per_call=1"]
 
@@ -117,6 +119,7 @@ def area():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.training
 @given(experiment_files())
 def test_generated_experiment_files_never_crash(area, blob):
     case = Path(tempfile.mkdtemp(dir=area))
@@ -146,12 +149,13 @@ run_options = st.lists(st.one_of(
 ), max_size=4)
 
 
-@settings(max_examples=9 if os.environ.get("BENCH_FUZZ", "suite") == "suite" else None)  # valid ones train
+@pytest.mark.training
+@settings(max_examples=6 if os.environ.get("BENCH_FUZZ", "suite") == "suite" else None)  # valid ones train
 @given(st.sampled_from(["run", "sweep"]), st.sampled_from(["smoke", "faces", "nope", "exp.toml"]), run_options)
 def test_generated_run_and_sweep_command_lines_never_crash(area, command, experiment, options):
     case = Path(tempfile.mkdtemp(dir=area))
     try:
-        (case / "exp.toml").write_text((Path(__file__).resolve().parent.parent / "experiments/smoke.toml").read_text())
+        (case / "exp.toml").write_text(experiment_path("smoke").read_text())
         argv = [command, str(case / experiment) if experiment == "exp.toml" else experiment]
         for opt in options:
             argv += [opt[0], *(_path(case, area, v) if opt[0] == "--resume" else v for v in opt[1:])]

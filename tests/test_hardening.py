@@ -82,10 +82,11 @@ def test_a_traversal_attempt_writes_nothing_anywhere(cli, tmp_path, name):
 # ------------------------------------------------------------------ torn and corrupt files
 
 
-def test_torn_metrics_at_every_byte_of_the_last_two_rows_is_recomputed_exactly(plain, tmp_path, capsys):
-    """Truncated anywhere in its last two rows, a finished pair's log is found damaged and recomputed
-    from the checkpoint before the damage: every resume gives the uninterrupted values, nothing else.
-    (Rows further back, and the checkpoint's own row, are damaged by the CLI tests below.)"""
+@pytest.mark.training
+def test_torn_metrics_at_every_byte_of_the_last_row_is_recomputed_exactly(plain, tmp_path, capsys):
+    """Truncated anywhere in its last row (every field and separator), a finished pair's log is found damaged
+    and recomputed from the checkpoint before the damage: every resume gives the uninterrupted values, nothing
+    else. (Rows further back, and the checkpoint's own row, are damaged by the CLI tests below.)"""
     from bench.core.config import experiment_from_dict
     from bench.data import load
     from bench.execute.pair import PairRun
@@ -96,7 +97,7 @@ def test_torn_metrics_at_every_byte_of_the_last_two_rows_is_recomputed_exactly(p
     work = _copy(reference, tmp_path / "work")
     csv = work / "runs/adam-seed0/metrics.csv"
     whole = csv.read_bytes()
-    start = len(whole) - sum(len(line) + 1 for line in whole.split(b"\n")[-3:-1])
+    start = len(whole) - sum(len(line) + 1 for line in whole.split(b"\n")[-2:-1])
     exp = experiment_from_dict(json.loads((work / "manifest.json").read_text())["config"], "manifest")
     configure_runtime(exp.train.threads)
     images = load(exp.data).images
@@ -109,11 +110,12 @@ def test_torn_metrics_at_every_byte_of_the_last_two_rows_is_recomputed_exactly(p
         assert read_values(csv).equals(read_values(reference / "runs/adam-seed0/metrics.csv")), offset
         outcomes.add(record["resumed_from"])
     _same_values(reference, work)
-    assert outcomes == {8}  # rows 11-12 damaged: the checkpoint at 8 (4 was pruned) is before the damage
+    assert outcomes == {8}  # row 12 damaged: the checkpoint at 8 (4 was pruned) is before the damage
     err = capsys.readouterr().err
     assert err.count("recomputing from checkpoint-000000008.npz") == len(whole) - start
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("where", ["torn row at the checkpoint", "NUL bytes before it", "missing rows", "quality torn"])
 def test_damaged_logs_through_the_cli_are_repaired_and_said(cli, reference, tmp_path, where):
     work = _copy(reference, tmp_path / "w")
@@ -136,6 +138,7 @@ def test_damaged_logs_through_the_cli_are_repaired_and_said(cli, reference, tmp_
     _same_values(reference, work)
 
 
+@pytest.mark.training
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(cli, reference, tmp_path):
     """An interrupted pair (checkpoints at 4 and 8, rows up to 10) whose newest checkpoint was cut short at
     ~20 offsets: each resume says so in one line, continues from the previous checkpoint, and gives the
@@ -168,6 +171,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(cli, refer
         _same_values(reference, work)
 
 
+@pytest.mark.training
 def test_a_checkpoint_of_another_optimizer_or_experiment_is_refused(cli, reference, tmp_path):
     work = _copy(reference, tmp_path / "w")
     m = json.loads((work / "manifest.json").read_text())
@@ -189,6 +193,7 @@ def test_a_checkpoint_of_another_optimizer_or_experiment_is_refused(cli, referen
         {p: b for p, b in before.items() if p.name != "status.json"}
 
 
+@pytest.mark.training
 def test_temp_files_of_killed_writers_are_removed_and_a_full_disk_leaves_none(cli, reference, tmp_path):
     from bench.store.files import atomic_write
 
@@ -211,6 +216,7 @@ def test_temp_files_of_killed_writers_are_removed_and_a_full_disk_leaves_none(cl
     assert list(tmp_path.glob(".*tmp")) == [] and not target.exists()
 
 
+@pytest.mark.training
 def test_runs_started_in_the_same_second_keep_both_reports(cli, tmp_path, monkeypatch):
     import time as time_module
 
@@ -237,6 +243,7 @@ def test_runs_started_in_the_same_second_keep_both_reports(cli, tmp_path, monkey
     assert (tmp_path / "reports/smoke/20260102-030405/index.html").exists()
 
 
+@pytest.mark.training
 def test_a_baseline_of_diverged_seeds_is_strict_json_and_its_gaps_are_listed(cli, tmp_path):
     run = make_run(tmp_path / "r", optimizers=("sgd", "adam"), seeds=(0, 1), diverge={("sgd", 0): 3, ("sgd", 1): 2},
                    state="finished-with-divergence")
@@ -255,6 +262,7 @@ def test_a_baseline_of_diverged_seeds_is_strict_json_and_its_gaps_are_listed(cli
     assert len(ET.parse(tmp_path / "r.xml").getroot().findall(".//testcase/skipped")) == len(skipped)
 
 
+@pytest.mark.training
 def test_an_exception_in_a_pair_fails_that_pair_and_the_others_go_on(cli, tmp_path, monkeypatch):
     """Whatever ends a pair (a user's update step, a bug in bench's own per-pair code) is that pair's failure,
     recorded with the error; the other pairs train; the command says how to retry (exit 1)."""
@@ -281,6 +289,7 @@ def test_an_exception_in_a_pair_fails_that_pair_and_the_others_go_on(cli, tmp_pa
     assert st["status"] == "failed" and st["error"] == "ZeroDivisionError: a bug"
 
 
+@pytest.mark.training
 def test_an_internal_error_is_one_line_and_marks_the_folder_failed(cli, tmp_path, monkeypatch):
     from bench.orchestrate import run as R
 
@@ -297,6 +306,7 @@ def test_an_internal_error_is_one_line_and_marks_the_folder_failed(cli, tmp_path
     assert m["status"] == "failed" and m["error"] == "ZeroDivisionError: a bug"
 
 
+@pytest.mark.training
 def test_sigterm_finishes_the_block_checkpoints_and_says_how_to_resume(cli, tmp_path):
     """What SLURM, Kubernetes and `timeout` send: handled like Ctrl-C, exit 143; a billion iterations are
     accepted, with their estimated duration said up front."""

@@ -184,6 +184,7 @@ def test_fid_needs_a_local_file(cli, tmp_path):
     assert r.code == 2 and "not InceptionV3 weights Keras can load" in r.err
 
 
+@pytest.mark.integration
 def test_fid_from_local_weights(tmp_path):
     """FID from a weights file on disk: identical sets score ~0, noise scores worse."""
     import keras

@@ -114,6 +114,7 @@ def assert_mlflow_equals_files(client, run_dir: Path, pairs: list[str]) -> None:
     assert "manifest.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
+@pytest.mark.training
 def test_a_run_logs_to_a_real_tracking_server(cli, server, tmp_path, monkeypatch):
     from bench.execute.pair import PairRun
 
@@ -144,6 +145,7 @@ def test_a_run_logs_to_a_real_tracking_server(cli, server, tmp_path, monkeypatch
     assert len(_runs(client, run_dir)[1]) == 6
 
 
+@pytest.mark.training
 def test_a_server_that_is_down_costs_one_warning_then_export_sends_the_run(cli, server, tmp_path):
     closed = f"http://127.0.0.1:{_free_port()}"
     r = cli("run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "20", "--quiet", "--no-report",
@@ -159,6 +161,7 @@ def test_a_server_that_is_down_costs_one_warning_then_export_sends_the_run(cli, 
     assert_mlflow_equals_files(_client(server), run_dir, ["adam-seed0"])
 
 
+@pytest.mark.training
 def test_without_a_uri_the_embedded_store_and_bench_load_agree(cli, tmp_path, monkeypatch):
     import bench
 

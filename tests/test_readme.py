@@ -7,6 +7,10 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.training  # every test here trains (make test-fast leaves them out)
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 WORKFLOW = README.parent / "examples" / "github-actions.yml"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import only_run_dir, read_values
 from tbread import assert_scalars_equal_csv, scalars
 
@@ -27,20 +29,27 @@ def _rows(csv: Path) -> int:
         return 0
 
 
+@pytest.mark.training
 def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
+    """kill -9 at a random step, then --resume: every value, checkpoint, sample and event of the uninterrupted
+    run. The optimizer is a user's class (OptimisticAdam, whose last direction is state of its own): its state is
+    in the checkpoint too, and its source edited before the resume is refused, naming both hashes."""
+    source = tmp_path / "oadam.py"
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples/optimizers/oadam.py", source)
+    run = ["run", "smoke", "--optimizers", f"{source}:OptimisticAdam:label=oadam,learning_rate=2e-3", *RUN[4:]]
     # reference: one uninterrupted run
-    assert cli(*RUN, "--out", tmp_path / "ref").code == 0
+    assert cli(*run, "--out", tmp_path / "ref").code == 0
     ref_dir = only_run_dir(tmp_path / "ref", "smoke")
 
     # killed at a random step past the first checkpoint
     kill_at = random.Random().randint(30, 140)
     exe = Path(sys.executable).with_name("bench")
-    proc = subprocess.Popen([str(exe), *RUN, "--out", str(tmp_path / "killed")],
+    proc = subprocess.Popen([str(exe), *run, "--out", str(tmp_path / "killed")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     csv = None
     while time.time() < deadline and proc.poll() is None:
-        dirs = list((tmp_path / "killed" / "smoke").glob("*/runs/adam-seed0/metrics.csv"))
+        dirs = list((tmp_path / "killed" / "smoke").glob("*/runs/oadam-seed0/metrics.csv"))
         if dirs and _rows(dirs[0]) >= kill_at:
             csv = dirs[0]
             break
@@ -52,30 +61,36 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
     assert _rows(csv) < 160
     assert json.loads((killed_dir / "manifest.json").read_text())["status"] == "running"
 
+    text = source.read_text()
+    source.write_text(text.replace("2 * direction - u", "3 * direction - u"))
+    r = cli("run", "--resume", killed_dir, "--quiet")
+    assert r.code == 2 and "oadam.py changed since the run started (SHA-256" in r.err and "then," in r.err
+    source.write_text(text)
     r = cli("run", "--resume", killed_dir, "--quiet")
     assert r.code == 0, r.err
-    a = read_values(ref_dir / "runs/adam-seed0/metrics.csv")
-    b = read_values(killed_dir / "runs/adam-seed0/metrics.csv")
+    a = read_values(ref_dir / "runs/oadam-seed0/metrics.csv")
+    b = read_values(killed_dir / "runs/oadam-seed0/metrics.csv")
     assert b.step.tolist() == list(range(1, 161))  # nothing lost, nothing repeated
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    final = "runs/adam-seed0/checkpoint-000000160.npz"
+    final = "runs/oadam-seed0/checkpoint-000000160.npz"
     with np.load(ref_dir / final) as x, np.load(killed_dir / final) as y:
         assert x.files == y.files and json.loads(str(x["meta"]))["step"] == 160
         for k in x.files:
             if k != "meta":  # (the meta holds timings)
                 np.testing.assert_array_equal(x[k], y[k])
     m = json.loads((killed_dir / "manifest.json").read_text())
-    assert m["status"] == "finished" and m["runs"]["adam-seed0"]["resumed_from"] > 0
-    np.testing.assert_array_equal(np.load(ref_dir / "runs/adam-seed0/samples/step_000160.npy"),
-                                  np.load(killed_dir / "runs/adam-seed0/samples/step_000160.npy"))
+    assert m["status"] == "finished" and m["runs"]["oadam-seed0"]["resumed_from"] > 0
+    np.testing.assert_array_equal(np.load(ref_dir / "runs/oadam-seed0/samples/step_000160.npy"),
+                                  np.load(killed_dir / "runs/oadam-seed0/samples/step_000160.npy"))
     # the TensorBoard events were rewritten from the kept rows, then appended: each point once, none lost
-    assert_scalars_equal_csv(killed_dir / "runs/adam-seed0")
-    ref_events, events = scalars(ref_dir / "runs/adam-seed0"), scalars(killed_dir / "runs/adam-seed0")
+    assert_scalars_equal_csv(killed_dir / "runs/oadam-seed0")
+    ref_events, events = scalars(ref_dir / "runs/oadam-seed0"), scalars(killed_dir / "runs/oadam-seed0")
     for tag in ref_events:
         if not tag.startswith("time/"):
             pd.testing.assert_frame_equal(ref_events[tag], events[tag], check_exact=True)
 
 
+@pytest.mark.training
 def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):
     from bench.store.files import atomic_write_json
 
@@ -103,6 +118,7 @@ def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_pat
     assert len(list((tmp_path / "smoke").iterdir())) == 2
 
 
+@pytest.mark.training
 def test_divergence_is_contained_and_recorded(cli, tmp_path):
     r = cli("run", "smoke", "--optimizers", "sgd:learning_rate=1e12,adam", "--seeds", "0", "--steps", "40",
             "--quiet", "--out", tmp_path)

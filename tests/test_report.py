@@ -105,6 +105,7 @@ def test_report_of_a_run_cut_short(tmp_path):
     _check_embedded_images(html)
 
 
+@pytest.mark.integration
 def test_index_lists_reports_newest_first(tmp_path):
     for rid in ("20260101-000000", "20260301-000000", "20260201-000000"):
         build_report(make_run(tmp_path / "results", run_id=rid), tmp_path / "reports")
@@ -113,6 +114,7 @@ def test_index_lists_reports_newest_first(tmp_path):
     assert order == ["20260301-000000", "20260201-000000", "20260101-000000"]
 
 
+@pytest.mark.integration
 def test_report_never_imports_tensorflow(tmp_path):
     run_dir = make_run(tmp_path / "results")
     code = ("import sys; from bench.report.run import build_report; "
@@ -144,6 +146,7 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+@pytest.mark.integration
 def test_report_in_headless_chromium(tmp_path):
     run_dir = make_run(tmp_path / "results", optimizers=("sgd", "rmsprop", "adam"), seeds=(0, 1), steps=80,
                        diverge={("rmsprop", 1): 50}, state="finished-with-divergence")
@@ -173,6 +176,7 @@ def test_report_in_headless_chromium(tmp_path):
         browser.quit()
 
 
+@pytest.mark.integration
 def test_verdict_and_leaderboard_in_headless_chromium(cli, tmp_path):
     runs = two_experiments(tmp_path / "results")
     for run in runs:

@@ -26,6 +26,7 @@ def run3(tmp_path_factory):
     return only_run_dir(out, "smoke")
 
 
+@pytest.mark.training
 def test_run_writes_manifest_csv_and_samples(run3):
     m = json.loads((run3 / "manifest.json").read_text())
     assert m["status"] == "finished" and m["seeds"] == [0, 1] and set(m["runs"]) == set(PAIRS)
@@ -55,6 +56,7 @@ def test_run_writes_manifest_csv_and_samples(run3):
     assert (run3 / "real.png").exists()
 
 
+@pytest.mark.training
 def test_paired_design_every_optimizer_sees_the_same_weights_batches_and_latents(run3):
     from bench.core import config
     from bench.model.runtime import configure_runtime
@@ -87,6 +89,7 @@ def test_paired_design_every_optimizer_sees_the_same_weights_batches_and_latents
     assert not np.array_equal(a.d_loss_real.to_numpy(), b.d_loss_real.to_numpy())  # seeds differ
 
 
+@pytest.mark.training
 def test_the_same_command_gives_identical_values_and_a_reseeded_trainer_equals_a_fresh_one(cli, run3, tmp_path):
     # run3 built each optimizer's trainer fresh for seed 0; this run reseeds the process's trainers for
     # every seed (seed 0 included): identical values mean a reseeded trainer is a fresh one
@@ -98,6 +101,7 @@ def test_the_same_command_gives_identical_values_and_a_reseeded_trainer_equals_a
         assert a.d_loss_real.nunique() > 5  # it trained: values move from step to step
 
 
+@pytest.mark.training
 def test_values_do_not_depend_on_iterations_per_compiled_call(cli, run3, tmp_path):
     assert cli(*RUN, "--optimizers", "adam", "--seeds", "1", "--set", "train.steps_per_call=3", "--out", tmp_path).code == 0
     other = only_run_dir(tmp_path, "smoke")
@@ -105,6 +109,7 @@ def test_values_do_not_depend_on_iterations_per_compiled_call(cli, run3, tmp_pat
                                   read_values(other / "runs/adam-seed1/metrics.csv"), check_exact=True)
 
 
+@pytest.mark.training
 def test_xla_runs_are_deterministic_too(cli, tmp_path):
     args = ["run", "smoke", "--optimizers", "rmsprop", "--seeds", "3", "--steps", "25", "--no-eval", "--quiet",
             "--no-report", "--xla", "--fresh"]
@@ -134,6 +139,7 @@ def test_inline_hyperparameters_and_labels_reach_the_keras_optimizers():
     assert float(d.learning_rate) == pytest.approx(1e-5) and d.beta_1 == 0.5
 
 
+@pytest.mark.training
 def test_any_keras_optimizer_by_name(cli, tmp_path):
     r = cli("run", "smoke", "--optimizers", "lion,adagrad", "--seeds", "0", "--steps", "3", "--no-eval", "--quiet",
             "--no-report", "--out", tmp_path)
@@ -162,6 +168,7 @@ def test_help_explains_every_option(cli):
                 assert action.help, f"bench {name}: {action.dest} has no help"
 
 
+@pytest.mark.training
 def test_several_experiments_in_one_command_are_all_checked_before_any_trains(cli, tmp_path):
     r = cli("run", "smoke", "no-such-experiment", "--out", tmp_path / "r", "--reports", tmp_path / "rep")
     assert r.code == 2 and "no-such-experiment" in r.err and not (tmp_path / "r").exists()
@@ -178,6 +185,7 @@ def test_several_experiments_in_one_command_are_all_checked_before_any_trains(cl
     assert r.code == 2 and "--resume continues one run folder" in r.err
 
 
+@pytest.mark.training
 def test_a_redirected_log_has_plain_progress_lines_and_no_carriage_return(tmp_path):
     """stderr into a file (CI, nohup, a cluster job): one line per pair as it ends, at most one per
     --progress-every seconds while it trains, and never a carriage return."""

@@ -189,3 +189,29 @@ def test_the_draws_of_an_iteration_are_documented_and_k_1_is_unchanged():
     assert np.array_equal(one[0], rng.integers(0, n_images, size=batch // 2, dtype=np.int32))
     assert np.array_equal(one[1], rng.standard_normal((batch // 2, latent), dtype=np.float32))
     assert np.array_equal(one[2], rng.standard_normal((batch, latent), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", ["smoke", "digits"])
+def test_bench_seeding_builds_the_weights_and_dropout_masks_kerass_own_seeding_does(name):
+    """bench.model.step.seed_keras leaves TensorFlow's global seed alone (setting it clears TensorFlow's compiled
+    functions): the networks it seeds have Keras's own set_random_seed's weights, and draw the same dropout masks."""
+    import keras
+
+    from bench.model.models import MODELS
+    from bench.model.step import seed_keras
+
+    exp = config.experiment_from_dict(config.load_raw(config.resolve_experiment_path(name)), name)
+    shape = (12, 12, 1) if name == "smoke" else (8, 8, 1)
+    build_g, build_d = MODELS[exp.model.kind]
+    x = np.random.default_rng(0).uniform(-1, 1, (16, *shape)).astype(np.float32)
+    import tensorflow as tf
+
+    out = []
+    for seeding in (keras.utils.set_random_seed, seed_keras):
+        tf.random.set_seed(987)  # a TensorFlow global seed other than Keras's: it must not matter
+        seeding(5)
+        g, d = build_g(exp.model, shape), build_d(exp.model, shape)
+        out.append(([w.numpy() for w in g.weights + d.weights], np.asarray(d(x, training=True))))
+    (w_keras, d_keras), (w_bench, d_bench) = out
+    assert len(w_keras) == len(w_bench) and all(np.array_equal(a, b) for a, b in zip(w_keras, w_bench, strict=True))
+    np.testing.assert_array_equal(d_keras, d_bench)  # dropout (digits) draws from Keras's generator too

@@ -16,13 +16,13 @@ from bench.core.errors import BenchError
 from bench.orchestrate import sweep as SW
 from bench.quality.scores import goals
 
-# sgd and adam from experiments/smoke.toml's [sweep], 2 settings each, 20 iterations, final seeds 0 and 1
+# sgd and adam from bench/experiments/smoke.toml's [sweep], 2 settings each, 20 iterations, final seeds 0 and 1
 SWEEP = ["sweep", "smoke", "--optimizers", "sgd,adam", "--steps", "20", "--seeds", "0,1", "--threads", "1",
          "--set", "sweep.budget=2", "--quiet"]
 
 
 def smoke(**sweep_overrides) -> config.Experiment:
-    raw = config.load_raw(config.EXPERIMENTS_DIR / "smoke.toml")
+    raw = config.load_raw(config.experiment_path("smoke"))
     raw["sweep"].update(sweep_overrides)
     exp = config.experiment_from_dict(raw, "smoke")
     sweep_table.parse_sweep(exp, goals(), "smoke: sweep")  # as `bench run` checks the file's [sweep]
@@ -106,7 +106,7 @@ learning_rate = { log = [1e-3, 1e-1] }
     ("budget = 3\nmethod = 'grid'\n[sweep.space.sgd]\nmomentum = [0.0, 0.5]", "the grid has 2 = 2 settings but budget = 3"),
 ])
 def test_bad_sweep_tables_are_one_line_errors(cli, tmp_path, table, message):
-    text = (config.EXPERIMENTS_DIR / "smoke.toml").read_text()
+    text = (config.experiment_path("smoke")).read_text()
     path = tmp_path / "bad.toml"
     path.write_text(text[: text.index("[sweep]")] + "[sweep]\n" + table + "\n")
     for command in ("sweep", "run"):  # a malformed [sweep] is caught by bench run as well
@@ -139,6 +139,7 @@ def local_sweep(tmp_path_factory):
     return root, sweep_dir
 
 
+@pytest.mark.training
 def test_sweep_picks_the_best_by_the_criterion_and_reruns_it_next_to_the_default(local_sweep):
     root, sweep_dir = local_sweep
     rec = json.loads((sweep_dir / "sweep.json").read_text())
@@ -161,7 +162,7 @@ def test_sweep_picks_the_best_by_the_criterion_and_reruns_it_next_to_the_default
     fm = json.loads((final / "manifest.json").read_text())
     assert fm["seeds"] == [0, 1] and list(fm["config"]["optimizers"]) == ["sgd", "sgd.tuned", "adam", "adam.tuned"]
     assert {r["status"] for r in fm["runs"].values()} == {"finished"} and len(fm["runs"]) == 8
-    smoke_cfg = config.load_raw(config.EXPERIMENTS_DIR / "smoke.toml")["optimizers"]
+    smoke_cfg = config.load_raw(config.experiment_path("smoke"))["optimizers"]
     for label in ("sgd", "adam"):
         assert fm["config"]["optimizers"][label] == {"type": label, **smoke_cfg[label]}
         assert fm["config"]["optimizers"][label + ".tuned"] == {"type": label, **smoke_cfg[label], **rec["best"][label]["params"]}
@@ -171,6 +172,7 @@ def test_sweep_picks_the_best_by_the_criterion_and_reruns_it_next_to_the_default
             assert rec["final"][label][kind]["median"] == pytest.approx(float(np.median(want)), rel=1e-12)
 
 
+@pytest.mark.training
 def test_sweep_report_shows_sensitivity_trials_and_tuned_versus_default(local_sweep, cli):
     root, sweep_dir = local_sweep
     rec = json.loads((sweep_dir / "sweep.json").read_text())
@@ -210,7 +212,7 @@ def ray_cluster(tmp_path_factory):
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)
-    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'bench[ray]' (make test installs it)")
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'gan-optimizer-bench[ray]' (make test installs it)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -225,6 +227,7 @@ def ray_cluster(tmp_path_factory):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
+@pytest.mark.training
 def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(cli, ray_cluster, tmp_path,
                                                                                    monkeypatch):
     """A built-in and a user's optimizer (from a folder outside the checkout) as Ray tasks: every value as one
@@ -286,7 +289,7 @@ def test_ray_executor_errors_are_one_line_and_leave_nothing(cli, tmp_path, monke
     assert r.code == 2 and "--address is for --executor ray" in r.err
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     r = cli("run", "smoke", "--executor", "ray", "--out", tmp_path)
-    assert r.code == 2 and "pip install 'bench[ray]'" in r.err
+    assert r.code == 2 and "pip install 'gan-optimizer-bench[ray]'" in r.err
     assert not any(tmp_path.iterdir())
 
 

@@ -29,6 +29,7 @@ def tb_run(tmp_path_factory):
     return only_run_dir(out, "smoke")
 
 
+@pytest.mark.training
 def test_every_csv_value_image_and_hyperparameter_is_in_the_events(tb_run):
     from tensorboard.plugins.hparams import api_pb2, metadata
 
@@ -55,6 +56,7 @@ def test_every_csv_value_image_and_hyperparameter_is_in_the_events(tb_run):
         assert end.status == api_pb2.STATUS_SUCCESS
 
 
+@pytest.mark.training
 def test_no_tensorboard_then_export_writes_the_same_events(cli, tmp_path):
     args = ["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "20", "--quiet", "--no-report"]
     assert cli(*args, "--no-tensorboard", "--out", tmp_path / "off").code == 0
@@ -83,6 +85,7 @@ def _get(url: str):
         return json.loads(r.read())
 
 
+@pytest.mark.training
 def test_a_real_tensorboard_server_shows_every_pair(tb_run):
     logdir = tb_run.parents[1]
     port = _free_port()

@@ -71,6 +71,7 @@ def test_the_passing_rule_holds_in_the_values(faces_table):
     assert min(s[f"untrained{i}"] for i in range(3)) > max(s[f"{k}1"] for k in ("noise", "blur", "swirl", "mixed"))
 
 
+@pytest.mark.integration
 def test_the_primary_passes_on_the_celeba_experiment_with_celeba_layout_images(tmp_path):
     from bench import data
     from bench.model.runtime import configure_runtime

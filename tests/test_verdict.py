@@ -351,6 +351,7 @@ def test_the_report_states_the_verdict_and_writes_it_as_json(golden, tmp_path):
     assert 'id="validation-table"' in html and 'data-metric="rfd" data-passed="True"' in html
 
 
+@pytest.mark.integration
 def test_the_index_links_a_leaderboard_once_two_experiments_have_verdicts(cli, tmp_path):
     runs = two_experiments(tmp_path / "r")
     assert cli("report", runs[0], "--reports", tmp_path / "reports").code == 0
@@ -382,6 +383,7 @@ def test_normalised_scores_count_uniform_noise_as_zero_and_the_ideal_as_one(gold
         assert n["frozen"][s] <= 0  # failed (covers nothing): at most the noise's score
 
 
+@pytest.mark.integration
 def test_the_leaderboard_takes_finished_runs_with_seeds_enough_and_lists_every_optimizer(cli, tmp_path):
     res, reports = tmp_path / "res", tmp_path / "reports"
     make_run(res, optimizers=("sgd", "adam"), seeds=tuple(range(7)), steps=40, experiment="faces",

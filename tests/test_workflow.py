@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.training  # every test here trains (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / "examples" / "github-actions.yml"
 SKIP = {".venv", ".git", "results", "reports", ".pytest_cache", ".benchmarks", "__pycache__", ".ci-results",

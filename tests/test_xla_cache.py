@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import only_run_dir, read_values
+
+pytestmark = pytest.mark.training  # every test here trains (make test-fast leaves them out)
 
 RUN = ["run", "smoke", "--optimizers", "adam,sgd", "--seeds", "0", "--steps", "10", "--xla", "--no-eval",
        "--no-report", "--quiet"]

@@ -7,7 +7,7 @@ A baseline condenses a run into per-(optimizer, metric) bands across seeds:
     <loss>.slope             least-squares slope over the last quarter, per 1000 iterations
     diversity.final          sample diversity relative to real images, at the last sample
     swd.final, fd_pca.final, kid_pca.final, coverage.final, memorisation.final (and fid.final)
-                             sample quality at the end of training (bench.metrics)
+                             sample quality at the end of training (bench.quality.scores)
     diverged                 number of seeds that diverged
 
 A check recomputes the same numbers from a fresh run and flags each one that leaves

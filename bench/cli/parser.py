@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.names import install_hint
 from bench.execute.pair import PROGRESS_EVERY
 
 EPILOG = """examples:
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(r, "RUN_DIR", "continue the unfinished runs of RUN_DIR from their checkpoints", several=True)
     r.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
                    help="log each (optimizer, seed) to MLflow as it finishes, the report when the run ends (needs: "
-                        "pip install 'bench[mlflow]'): without URI to sqlite:///<out>/mlflow.db, else to that tracking "
+                        f"{install_hint('mlflow')}): without URI to sqlite:///<out>/mlflow.db, else to that tracking "
                         "server (http(s)://...) or sqlite:///FILE. A server that is down never stops the training: "
                         "one warning, then bench export mlflow RUN_DIR --uri URI")
     r.set_defaults(func="run")
@@ -245,7 +246,7 @@ def _training_options(r: argparse.ArgumentParser, resume_metavar: str, resume_he
                         "(default 1: one at a time with every core). Same numbers as --jobs 1 --threads cores/N. "
                         "With --executor ray: at most N tasks at once (default: as many as the cluster takes)")
     r.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local processes (default), or Ray tasks on a cluster (needs: pip install 'bench[ray]'); "
+                   help=f"local processes (default), or Ray tasks on a cluster (needs: {install_hint('ray')}); "
                         "same numbers at the same --threads")
     r.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to use, e.g. 10.0.0.5:6379 or auto (default: start a local Ray)")

@@ -1,4 +1,5 @@
-"""Experiment configuration: frozen dataclasses loaded from ``experiments/*.toml``.
+"""Experiment configuration: frozen dataclasses loaded from TOML files: the experiments bench ships (package data,
+``bench/experiments/*.toml``), the user's own in ``./experiments/*.toml``, or any file by path.
 
 Every table and key is checked against the dataclass fields, so a typo is a one-line
 error that names the closest valid key instead of a silently ignored setting.
@@ -19,10 +20,11 @@ from typing import Any
 
 from bench.core.errors import BenchError, first_line
 from bench.core.metric_table import metric_key
-from bench.core.names import NETWORKS, check_plain_name
+from bench.core.names import NETWORKS, PLAIN_NAME, check_plain_name
 from bench.core.schema import build, coerce, positive, suggest
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+SHIPPED_EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"  # package data: in the wheel too
+USER_EXPERIMENTS = "experiments"  # ./experiments/*.toml of the working directory, found by name like the shipped ones
 DEFAULT_EXPERIMENT = "faces"
 
 
@@ -73,7 +75,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Sample quality, scored at every sample interval on a fixed latent bank (bench.metrics)."""
+    """Sample quality, scored at every sample interval on a fixed latent bank (bench.quality.scores)."""
 
     enabled: bool = True
     every: int = 0  # score every N iterations (a multiple of train.sample_every); 0 = every sample interval
@@ -89,7 +91,7 @@ class EvalConfig:
 class CompareConfig:
     """How the run's verdict compares its optimizers (bench.analysis.verdict); it changes no trained value."""
 
-    primary: str = ""  # the confirmatory metric; "" = the table's default (SWD), or the first sane one scored
+    primary: str = ""  # the confirmatory metric; "" = bench.quality.scores.DEFAULT_PRIMARY, else the first validated one
     reference: str = ""  # the optimizer whose median best primary value is the time-to-target target; "" = the first
     target: float | None = None  # a declared target instead
     alpha: float = 0.05  # significance level (Holm-adjusted over the optimizer pairs of each metric)
@@ -380,27 +382,43 @@ def absolute_path(value: str) -> str:
         raise BenchError(f"{value}: not a usable path ({first_line(e) or type(e).__name__})") from None
 
 
+def experiment_files() -> dict[str, Path]:
+    """Every experiment known by name: the shipped ones, then the working directory's ``./experiments/*.toml``
+    (one of the same name is the user's version and takes its place)."""
+    found = {p.stem: p for p in sorted(SHIPPED_EXPERIMENTS.glob("*.toml"))}
+    user = Path(USER_EXPERIMENTS)
+    if user.is_dir():
+        found.update({p.stem: p for p in sorted(user.glob("*.toml")) if PLAIN_NAME.match(p.stem) and p.is_file()})
+    return dict(sorted(found.items()))
+
+
+def is_users(path: Path) -> bool:
+    """Whether a named experiment is the user's (``./experiments/``) rather than shipped."""
+    return path.parent != SHIPPED_EXPERIMENTS
+
+
 def experiment_names() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.toml"))
+    return list(experiment_files())
 
 
 def experiment_path(name: str) -> Path:
-    return EXPERIMENTS_DIR / f"{name}.toml"
+    """The file of a named experiment (raises the one-line "unknown experiment" error for any other name)."""
+    files = experiment_files()
+    if name not in files:
+        names = list(files)
+        raise BenchError(f"unknown experiment '{name}'{suggest(name, names)}; known: {', '.join(names)}")
+    return files[name]
 
 
 def resolve_experiment_path(name_or_path: str | None) -> Path:
-    """An experiment is a shipped name (``faces``) or a path to a TOML file."""
+    """An experiment is a name (``faces``: shipped, or ``./experiments/faces.toml``) or a path to a TOML file."""
     name_or_path = name_or_path or DEFAULT_EXPERIMENT
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise BenchError(f"experiment file not found: {p}")
         return p
-    shipped = EXPERIMENTS_DIR / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return shipped
-    names = experiment_names()
-    raise BenchError(f"unknown experiment '{name_or_path}'{suggest(name_or_path, names)}; known: {', '.join(names)}")
+    return experiment_path(name_or_path)
 
 
 def load_raw(path: Path) -> dict[str, Any]:

@@ -12,6 +12,13 @@ from typing import Any
 from bench.core.errors import BenchError
 
 # Files of a run folder and of a report folder.
+DISTRIBUTION = "gan-optimizer-bench"  # the package index's name (pip install ...); the import and command are bench
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 MANIFEST = "manifest.json"
 SWEEP_FILE = "sweep.json"
 REPORT_META = "report.json"

@@ -11,7 +11,7 @@ and an interrupted or failed pair resumes from its last streamed checkpoint.
 
 A task whose worker dies (or that raises) is resubmitted once from that checkpoint,
 then reported as failed, exactly like the local executor. Ray is an optional extra:
-``pip install 'bench[ray]'``.
+``pip install 'gan-optimizer-bench[ray]'``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.core.config import Experiment
 from bench.core.errors import BenchError, describe, first_line
-from bench.core.names import run_name
+from bench.core.names import install_hint, run_name
 from bench.execute import hooks, stop
 from bench.execute.local import Tracker
 from bench.execute.pair import PairRun
@@ -39,7 +39,7 @@ from bench.model.runtime import available_cores, versions
 from bench.model.step import warm_up
 from bench.model.xla_cache import QUIET_TF
 
-INSTALL_HINT = "the ray executor needs Ray: pip install 'bench[ray]' (or pip install ray)"
+INSTALL_HINT = f"the ray executor needs Ray: {install_hint('ray')} (or pip install ray)"
 VERSION_KEYS = ("bench", "tensorflow", "keras", "numpy")  # the bits depend on these
 _evaluators: dict = {}  # per Ray worker process: the scorer of each data set, built once
 _warmed: set = set()  # per Ray worker process: the experiments whose steps are traced (bench.model.step.warm_up)

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.core.errors import BenchError, describe, first_line, one_line
-from bench.core.names import run_name
+from bench.core.names import install_hint, run_name
 from bench.export.pairs import Pair, manifest_of, pairs, posix
 from bench.store.files import inside, outside, warn
 from bench.store.layout import run_dirs
@@ -60,7 +60,7 @@ def require_mlflow() -> None:
     try:
         import mlflow  # noqa: F401
     except ImportError:
-        raise BenchError("MLflow is not installed: pip install 'bench[mlflow]' (or pip install mlflow)") from None
+        raise BenchError(f"MLflow is not installed: {install_hint('mlflow')} (or pip install mlflow)") from None
 
 
 def tracking_uri(uri: str, results: Path, option: str = "--mlflow") -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.names import DISTRIBUTION
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,9 +64,10 @@ def versions() -> dict:
     # Module versions, not distribution names: tensorflow may be installed as tensorflow-cpu.
     out = {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
            "numpy": np.__version__}
-    for pkg in ("bench", "pillow", "scikit-image", "pandas"):
+    for key, dist in (("bench", DISTRIBUTION), ("pillow", "pillow"), ("scikit-image", "scikit-image"),
+                      ("pandas", "pandas")):
         try:
-            out[pkg] = md.version(pkg)
+            out[key] = md.version(dist)
         except md.PackageNotFoundError:
             pass
     return out

@@ -29,11 +29,16 @@ def _params(hp: dict) -> str:
 
 
 def catalog_text() -> str:
-    lines = ["experiments (bench run NAME):"]
-    for name in config.experiment_names():
-        raw = config.load_raw(config.experiment_path(name))
+    lines = ["experiments (bench run NAME; your own: ./experiments/NAME.toml):"]
+    for name, path in config.experiment_files().items():
+        try:
+            raw = config.load_raw(path)
+        except BenchError as e:  # a broken file of the user's is listed with its problem, the rest still are
+            lines.append(f"  {name:<12} cannot be used: {e}")
+            continue
         tunable = "  (has a [sweep]: bench sweep " + name + ")" if raw.get("sweep") else ""
-        lines.append(f"  {name:<12} {raw.get('description', '')}{tunable}")
+        mine = f"  [{config.USER_EXPERIMENTS}/{path.name}]" if config.is_users(path) else ""
+        lines.append(f"  {name:<12} {raw.get('description', '')}{tunable}{mine}")
     lines.append("\ndatasets ([data] source = NAME, or --dataset NAME):")
     lines += [f"  {name:<12} {desc}" for name, (_, desc) in data.DATASETS.items()]
     lines.append("\noptimizers (--optimizers NAME[:key=value,...]); each with its hyper-parameters and defaults:")

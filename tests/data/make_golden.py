@@ -10,7 +10,7 @@ PNG grids stay.
 
 ``untrained``: the faces experiment's untrained generator (its samples of the first 50 evaluation latents, for the
 validation suite's seeds), float16, so that the validation suite's table on the bundled faces is tested without
-TensorFlow (tests/test_validation.py). Regenerate it when experiments/faces.toml's [model] changes.
+TensorFlow (tests/test_validation.py). Regenerate it when bench/experiments/faces.toml's [model] changes.
 """
 
 from __future__ import annotations
