@@ -313,5 +313,31 @@ def test_scores_are_the_same_on_any_number_of_threads():
     train = rng.uniform(-1, 1, (60, 16, 16, 3)).astype(np.float32)
     fake = rng.uniform(-1, 1, (80, 16, 16, 3)).astype(np.float32)
     one, _ = Evaluator(train, 50, 8, 3, threads=1)(fake)
-    four, _ = Evaluator(train, 50, 8, 3, threads=4)(fake)
+    ev = Evaluator(train, 50, 8, 3, threads=4)
+    four, _ = ev._score(fake)  # 80 samples: two embedding batches, on two threads
     assert one == four  # bit for bit
+    # the work arrays kept between evaluations carry nothing over: other samples (other sizes too), then these
+    for other in (rng.uniform(-1, 1, (80, 16, 16, 3)), rng.uniform(-1, 1, (30, 16, 16, 3))):
+        assert ev._score(other.astype(np.float32))[0] != one
+    assert ev._score(fake)[0] == one
+
+
+def test_samples_scored_before_are_not_scored_again_and_get_the_same_values():
+    """The scorer keeps scores by the samples' bytes: the same samples (another array with the same bytes, as
+    every optimizer's untrained generator of a seed gives) are not scored again; any other samples are."""
+    rng = np.random.default_rng(2)
+    train = rng.uniform(-1, 1, (60, 12, 12, 1)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (40, 12, 12, 1)).astype(np.float32)
+    ev = Evaluator(train, 30, 8, seed=1)
+    fresh = Evaluator(train, 30, 8, seed=1)._score(fake)[0]  # an evaluator with nothing kept
+    calls = []
+    real_score = ev._score
+    ev._score = lambda x: calls.append(1) or real_score(x)
+    first, _ = ev(fake)
+    again, _ = ev(fake.copy())
+    changed = fake.copy()
+    changed[0, 0, 0, 0] = np.nextafter(changed[0, 0, 0, 0], 2)
+    other, _ = ev(changed)
+    assert len(calls) == 2  # the copy was not scored again; one changed value was
+    assert first == again == fresh and first is not again  # the same values, not the kept dict itself
+    assert other != first

@@ -64,7 +64,7 @@ class Reference:
 
     @cached_property
     def embedder(self) -> RandomEmbedding:
-        return RandomEmbedding(self.real.shape[-1])
+        return RandomEmbedding(self.real.shape[-1], threads=self.threads)
 
     @cached_property
     def embedding(self) -> np.ndarray:
