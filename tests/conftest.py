@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,18 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+_TEMP: list[str] = []  # the session's own temporary folder (the controller's, when xdist runs workers)
+
+
 def pytest_configure(config):
+    # Every temporary file of the session, of its subprocesses (bench, --jobs workers, Ray, MLflow, TensorBoard,
+    # Chromium) and of what they leave behind when a test kills them (TensorFlow's autograph sources, Ray's
+    # session folder, browser profiles) lands in one folder of the system's temporary folder, removed when the
+    # session ends: the machine as the tests found it. BENCH_KEEP_TEST_TMP=1 keeps it for a look. Set once, in
+    # the process that starts the others (xdist's workers inherit it).
+    if not hasattr(config, "workerinput") and not _TEMP:
+        _TEMP.append(tempfile.mkdtemp(prefix="bench-tests-"))
+        os.environ["TMPDIR"] = tempfile.tempdir = _TEMP[0]
     config.addinivalue_line("markers", "training: trains a GAN end to end (in this process or a bench subprocess); "
                                        "`make test-fast` runs the tests without it")
     config.addinivalue_line("markers", "integration: no training, but a whole command over several runs' reports, "
@@ -28,6 +41,11 @@ def pytest_configure(config):
         settings.load_profile("bench-default")
     except ImportError:
         pass
+
+
+def pytest_unconfigure(config):
+    if _TEMP and not os.environ.get("BENCH_KEEP_TEST_TMP"):
+        shutil.rmtree(_TEMP.pop(), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -109,8 +110,9 @@ def assert_mlflow_equals_files(client, run_dir: Path, pairs: list[str]) -> None:
         assert {"metrics.csv", "quality.csv", "status.json", "samples"} <= artifacts
         samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
         assert samples == {f"samples/{p.name}" for p in (folder / "samples").glob("*.png")}
-        local = client.download_artifacts(run.info.run_id, "metrics.csv")
-        assert Path(local).read_bytes() == (folder / "metrics.csv").read_bytes()
+        with tempfile.TemporaryDirectory() as into:  # without a destination MLflow leaves a folder in /tmp
+            local = client.download_artifacts(run.info.run_id, "metrics.csv", into)
+            assert Path(local).read_bytes() == (folder / "metrics.csv").read_bytes()
     assert "manifest.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
