@@ -29,6 +29,8 @@ def pytest_configure(config):
     if not hasattr(config, "workerinput") and not _TEMP:
         _TEMP.append(tempfile.mkdtemp(prefix="bench-tests-"))
         os.environ["TMPDIR"] = tempfile.tempdir = _TEMP[0]
+        # Hypothesis keeps a cache of the constants in the tested code under ./.hypothesis/ (the checkout)
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_TEMP[0], "hypothesis")
     config.addinivalue_line("markers", "training: trains a GAN end to end (in this process or a bench subprocess); "
                                        "`make test-fast` runs the tests without it")
     config.addinivalue_line("markers", "integration: no training, but a whole command over several runs' reports, "
@@ -36,7 +38,9 @@ def pytest_configure(config):
                                        "whole validation suite; left out of `make test-fast` too")
     try:  # Hypothesis keeps no example database in the checkout (.hypothesis/); test files set their own searches
         from hypothesis import settings
+        from hypothesis.configuration import set_hypothesis_home_dir
 
+        set_hypothesis_home_dir(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"])
         settings.register_profile("bench-default", database=None)
         settings.load_profile("bench-default")
     except ImportError:
