@@ -181,6 +181,23 @@ def test_experiment_names_are_plain_names_never_paths(cli, tmp_path, assignment)
     assert not out.exists() and not reports.exists()
 
 
+def test_a_bare_word_is_an_experiment_name_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """A folder ./celeba/ (where a user keeps the data) does not hide the celeba experiment; a path is a path."""
+    from bench.core.config import resolve_experiment_path
+    from bench.core.errors import BenchError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "celeba").mkdir()
+    assert resolve_experiment_path("celeba") == experiment_path("celeba")
+    for written in ("./celeba", "celeba/", str(tmp_path / "celeba"), "celeba.toml"):
+        with pytest.raises(BenchError, match="experiment file not found"):
+            resolve_experiment_path(written)
+    (tmp_path / "mine").write_text(experiment_path("smoke").read_text())  # a TOML file named without the suffix
+    assert resolve_experiment_path("mine") == Path("mine")
+    with pytest.raises(BenchError, match=r"unknown experiment 'celebaa' \(did you mean 'celeba'\?\)"):
+        resolve_experiment_path("celebaa")
+
+
 def test_experiment_file_name_key_cannot_escape(cli, tmp_path):
     exp = tmp_path / "exp.toml"
     exp.write_text(experiment_path("smoke").read_text()

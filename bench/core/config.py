@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -414,11 +415,14 @@ def resolve_experiment_path(name_or_path: str | None) -> Path:
     """An experiment is a name (``faces``: shipped, or ``./experiments/faces.toml``) or a path to a TOML file."""
     name_or_path = name_or_path or DEFAULT_EXPERIMENT
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or "/" in name_or_path or os.sep in name_or_path:  # written as a path
         if not p.is_file():
             raise BenchError(f"experiment file not found: {p}")
         return p
-    return experiment_path(name_or_path)
+    # a bare word is a name first: a folder ./celeba/ (the user's data, say) must not hide the celeba experiment
+    if name_or_path in experiment_files() or not p.is_file():
+        return experiment_path(name_or_path)
+    return p  # a TOML file without the suffix, named as it is
 
 
 def load_raw(path: Path) -> dict[str, Any]:
