@@ -341,3 +341,16 @@ def test_samples_scored_before_are_not_scored_again_and_get_the_same_values():
     assert len(calls) == 2  # the copy was not scored again; one changed value was
     assert first == again == fresh and first is not again  # the same values, not the kept dict itself
     assert other != first
+
+
+def test_nearest_training_image_in_blocks_on_threads_is_the_brute_force_one():
+    """Blocks of the training set on threads find the same nearest image, bit for bit, as one thread, and the
+    distance is the brute-force one (a copy of a training image is at 0)."""
+    rng = np.random.default_rng(5)
+    train = rng.uniform(-1, 1, (2500, 48)).astype(np.float32)  # three blocks
+    fake = np.concatenate([rng.uniform(-1, 1, (30, 48)), train[[7, 1500, 2499]]]).astype(np.float32)
+    one = M.NearestTrain(train, threads=1)(fake)
+    assert np.array_equal(one, M.NearestTrain(train, threads=3)(fake))
+    brute = np.sqrt(((fake[:, None, :].astype(np.float64) - train[None].astype(np.float64)) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(one, brute, rtol=1e-9)
+    assert (one[-3:] == 0).all()

@@ -307,13 +307,35 @@ class NearestTrain:
     products against norms computed once (a large training set is the costly part of an evaluation);
     the distance to it is then computed exactly, so a copy of a training image scores 0."""
 
-    def __init__(self, train: np.ndarray):
+    BLOCK = 1024  # training images per product: blocks on the scorer's threads
+
+    def __init__(self, train: np.ndarray, threads: int = 1):
         self.train = train.reshape(len(train), -1).astype(np.float32)
         self.sq = (self.train.astype(np.float64) ** 2).sum(1)
+        self.threads = max(1, threads)
+        # contiguous blocks of the training set: each block's products are the same numbers as the whole
+        # product's columns (one dot product per sample and image), so the nearest image does not depend on
+        # the thread count
+        self.blocks = [(i, np.ascontiguousarray(self.train[i: i + self.BLOCK]))
+                       for i in range(0, len(self.train), self.BLOCK)]
+
+    def _nearest_in(self, f: np.ndarray, block: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        start, t = block
+        score = self.sq[start: start + len(t)][None, :] - 2 * (f @ t.T).astype(np.float64)  # |f|^2: same per row
+        at = score.argmin(axis=1)
+        return start + at, score[np.arange(len(f)), at]
 
     def __call__(self, fake: np.ndarray) -> np.ndarray:
         f = fake.reshape(len(fake), -1).astype(np.float32)
-        nearest = (self.sq[None, :] - 2 * (f @ self.train.T).astype(np.float64)).argmin(axis=1)  # |f|^2 is the same per row
+        if self.threads > 1 and len(self.blocks) > 1:
+            with ThreadPoolExecutor(min(self.threads, len(self.blocks))) as pool:
+                found = list(pool.map(lambda b: self._nearest_in(f, b), self.blocks))
+        else:
+            found = [self._nearest_in(f, b) for b in self.blocks]
+        nearest, best = found[0]
+        for at, score in found[1:]:  # the first of equal scores wins, as one argmin over all columns would
+            better = score < best
+            nearest, best = np.where(better, at, nearest), np.where(better, score, best)
         return np.sqrt(((f.astype(np.float64) - self.train[nearest]) ** 2).sum(axis=1))
 
 

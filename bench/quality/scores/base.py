@@ -94,7 +94,7 @@ class Reference:
 
     @cached_property
     def nearest_train(self) -> NearestTrain:
-        return NearestTrain(self.train)
+        return NearestTrain(self.train, self.threads)
 
     @cached_property
     def train_nn(self) -> float:
