@@ -191,3 +191,23 @@ def test_garbled_files_are_that_files_problem(pristine, reader):
         _check(pristine, target, garble, command, data)
 
     case()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_validation_table_with_a_list_among_the_passed_metrics(pristine, command, tmp_path):
+    """Found by the long search (1000 cases per reader): `"passed": [[]]` in a manifest's validation table was an
+    internal error (unhashable list) in `bench compare`. Such a table validates nothing."""
+    case = tmp_path / "case"
+    shutil.copytree(pristine, case)
+    manifest = case / "results/smoke/20260101-000000/manifest.json"
+    m = json.loads(manifest.read_text())
+    m["validation"]["passed"] = [[]]
+    manifest.write_text(json.dumps(m))
+    _check(case, "results/smoke/20260101-000000/manifest.json", lambda blob: blob, command, _AsIs())
+
+
+class _AsIs:
+    """``data`` for _check that draws nothing: the file stays as written."""
+
+    def draw(self, value):
+        return value

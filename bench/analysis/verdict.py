@@ -505,6 +505,8 @@ def validation_of(manifest: dict) -> dict | None:
     table = dig(manifest, "validation", dict)
     if table is None or not isinstance(table.get("passed"), list) or not isinstance(table.get("metrics"), dict):
         return None
+    if not all(isinstance(m, str) for m in table["passed"]):  # garbled: nothing counts as validated
+        return None
     return table
 
 
