@@ -174,40 +174,8 @@ class GanTrainer:
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label), logits=logits))
 
     def _train_step(self, idx, z_fake, z_gen):
-        tf = self._tf
-        G, D = self.generator, self.discriminator
-        d_vars, g_vars = D.trainable_variables, G.trainable_variables
-
-        real = tf.gather(self.images, idx)
-        with tf.GradientTape() as tape:
-            logits_real = D(real, training=True)
-            d_loss_real = self._bce(self.exp.train.real_label, logits_real)
-        grads = tape.gradient(d_loss_real, d_vars)
-        self.d_opt.apply(grads, d_vars)
-        d_norm_real = self._norm(grads)
-
-        fake = G(z_fake, training=False)
-        with tf.GradientTape() as tape:
-            logits_fake = D(fake, training=True)
-            d_loss_fake = self._bce(0.0, logits_fake)
-        grads = tape.gradient(d_loss_fake, d_vars)
-        self.d_opt.apply(grads, d_vars)
-        d_norm_fake = self._norm(grads)
-
-        with tf.GradientTape() as tape:
-            logits_gen = D(G(z_gen, training=True), training=True)
-            g_loss = self._bce(1.0, logits_gen)
-        grads = tape.gradient(g_loss, g_vars)
-        self.g_opt.apply(grads, g_vars)
-        g_norm = self._norm(grads)
-
-        f32 = tf.float32
-        return tf.stack([
-            d_loss_real, d_loss_fake, g_loss,
-            tf.reduce_mean(tf.cast(logits_real > 0, f32)), tf.reduce_mean(tf.cast(logits_fake < 0, f32)),
-            tf.reduce_mean(tf.sigmoid(logits_real)), tf.reduce_mean(tf.sigmoid(logits_fake)),
-            d_norm_real, d_norm_fake, g_norm,
-        ])
+        """The alternating rule: one D update (real, then G's samples), then one G update."""
+        return self._row(self._d_update(idx, z_fake), *self._g_update(z_gen))
 
     def _d_update(self, idx, z_fake):
         """One D update of the alternating rule: a step on real images, then one on G's (inference mode)."""
