@@ -145,7 +145,7 @@ def run(experiment: str | Path = "faces", optimizers: str | list[OptimizerItem] 
 
     from bench.core import banner
     from bench.core.config import OptimizerSpec
-    from bench.model.optimizers import resolve, source_record_of_class, validate
+    from bench.model.optimizers import resolve, source_record_of_class
     from bench.orchestrate.commands import RUN
     from bench.orchestrate.request import Request, resolve_experiment
     from bench.orchestrate.session import start_or_resume
@@ -161,11 +161,11 @@ def run(experiment: str | Path = "faces", optimizers: str | list[OptimizerItem] 
             if not isinstance(cls, type):
                 raise BenchError(f"bench.run: an optimizer table needs 'class': an optimizer class, got {cls!r}")
             label = str(table.pop("label", cls.__name__.lower()))
-            classes.append((label, cls, table))
+            classes.append((label, cls, table, source_record_of_class(cls, label)))
         else:
             raise BenchError(f"bench.run: an optimizer is a name, a class or a table, got {item!r}")
     if classes and (executor != "local" or (jobs or 1) > 1) and any(
-            source_record_of_class(cls, label)["kind"] == "notebook" for label, cls, _ in classes):
+            record["kind"] == "notebook" for _, _, _, record in classes):
         raise BenchError("bench.run: a class defined in a notebook trains in this process only: jobs=1, "
                          "executor='local' (put it in a file for --jobs or Ray)")
     command = shlex.join(["bench.run", str(experiment), *(["--optimizers", ",".join(texts)] if texts else [])])
@@ -176,9 +176,8 @@ def run(experiment: str | Path = "faces", optimizers: str | list[OptimizerItem] 
     exp = resolve_experiment(req)
     if classes:
         chosen = list(exp.optimizers) if texts else []
-        chosen += [OptimizerSpec(label=label, name=f"{cls.__module__}:{cls.__name__}", params=params,
-                                 source=source_record_of_class(cls, label)) for label, cls, params in classes]
-        exp = dataclasses.replace(exp, optimizers=resolve(tuple(chosen)))
-        validate(exp.optimizers)  # before anything is written, as for names
+        chosen += [OptimizerSpec(label=label, name=f"{cls.__module__}:{cls.__name__}", params=params, source=record)
+                   for label, cls, params, record in classes]
+        exp = dataclasses.replace(exp, optimizers=resolve(tuple(chosen)))  # validated by start_or_resume's prepare
     folder, _ = start_or_resume(req, RUN, resolved=(exp, None))
     return load(folder)

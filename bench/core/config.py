@@ -420,9 +420,10 @@ def resolve_experiment_path(name_or_path: str | None) -> Path:
             raise BenchError(f"experiment file not found: {p}")
         return p
     # a bare word is a name first: a folder ./celeba/ (the user's data, say) must not hide the celeba experiment
-    if name_or_path in experiment_files() or not p.is_file():
-        return experiment_path(name_or_path)
-    return p  # a TOML file without the suffix, named as it is
+    files = experiment_files()
+    if name_or_path in files:
+        return files[name_or_path]
+    return p if p.is_file() else experiment_path(name_or_path)  # a TOML file named without its suffix, or the error
 
 
 def load_raw(path: Path) -> dict[str, Any]:

@@ -166,6 +166,7 @@ class SWD:
         self.names = [f"swd_{lv.shape[1]}px" for lv in laplacian_pyramid(real[:1])] + ["swd"]
 
     def _buffer(self, key: tuple, shape: tuple[int, ...]) -> np.ndarray:
+        """Each job has its own key, so threads never share a buffer (and a dict item set is atomic)."""
         buf = self._buffers.get((key, shape))
         if buf is None:
             buf = self._buffers[key, shape] = np.empty(shape, np.float32)
@@ -206,9 +207,6 @@ class SWD:
                 n = min(len(desc), len(self.levels[i].real))
                 jobs += [(i, r, desc[:n], d, real) for r, (d, real) in
                          enumerate(zip(self.levels[i].scaled, self._reference(i, n), strict=True))]
-            # every buffer a job writes exists before the jobs start (the dictionary is not grown by two threads)
-            for i, r, desc, d, _ in jobs:
-                self._buffer(("projection", i, r), (d.shape[1], len(desc)))
             done = list(pool.map(distance, jobs))
         out = {name: 1e3 * float(np.mean([v for i, v in done if i == k])) for k, name in enumerate(self.names[:-1])}
         out["swd"] = float(np.mean(list(out.values())))
