@@ -19,7 +19,7 @@ from conftest import only_run_dir, read_values
 from tbread import assert_scalars_equal_csv, scalars
 
 RUN = ["run", "smoke", "--optimizers", "adam", "--seeds", "0", "--steps", "160",
-       "--set", "train.checkpoint_every=25", "--quiet"]
+       "--set", "train.checkpoint_every=25", "--quiet", "--no-report"]  # (reports: tests/test_report.py)
 
 
 def _rows(csv: Path) -> int:
@@ -66,7 +66,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
     r = cli("run", "--resume", killed_dir, "--quiet")
     assert r.code == 2 and "oadam.py changed since the run started (SHA-256" in r.err and "then," in r.err
     source.write_text(text)
-    r = cli("run", "--resume", killed_dir, "--quiet")
+    r = cli("run", "--resume", killed_dir, "--quiet", "--no-report")
     assert r.code == 0, r.err
     a = read_values(ref_dir / "runs/oadam-seed0/metrics.csv")
     b = read_values(killed_dir / "runs/oadam-seed0/metrics.csv")
@@ -94,7 +94,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(cli, tmp_path):
 def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_path):
     from bench.store.files import atomic_write_json
 
-    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "16", "--quiet", "--out", tmp_path]
+    args = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0", "--steps", "16", "--quiet", "--no-report",
+            "--out", tmp_path]
     assert cli(*args).code == 0
     run_dir = only_run_dir(tmp_path, "smoke")
     # simulate a crash during adam: its status says running and its CSV lost its tail
@@ -121,7 +122,7 @@ def test_rerunning_the_same_command_resumes_and_skips_finished_runs(cli, tmp_pat
 @pytest.mark.training
 def test_divergence_is_contained_and_recorded(cli, tmp_path):
     r = cli("run", "smoke", "--optimizers", "sgd:learning_rate=1e12,adam", "--seeds", "0", "--steps", "40",
-            "--quiet", "--out", tmp_path)
+            "--quiet", "--no-report", "--out", tmp_path)  # (a diverged run's report: tests/test_report.py)
     assert r.code == 0, r.err
     assert "sgd seed 0 diverged at step" in r.err
     run_dir = only_run_dir(tmp_path, "smoke")
@@ -147,5 +148,6 @@ def test_second_writer_on_a_run_folder_is_refused(cli, tmp_path, golden):
     with open(run_dir / ".lock", "a+") as f:  # what a live bench process holds (flock: per open file, also in-process)
         fcntl.flock(f, fcntl.LOCK_EX)
         r = cli("run", "--resume", run_dir, "--quiet")
-    assert r.code == 2 and "being written by another bench process" in r.err
+    assert r.code == 2 and r.err.count("\n") == 1 and "being written by another bench process" in r.err
     assert (run_dir / "runs/adam-seed0/metrics.csv").read_bytes() == before
+    assert not Path("reports").exists()  # not even a report of the folder (one was written before the refusal)

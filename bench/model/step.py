@@ -351,6 +351,11 @@ class GanTrainer:
     def _variables(self) -> list:
         return [*self.generator.variables, *self.discriminator.variables, *self.g_opt.variables, *self.d_opt.variables]
 
+    def nbytes(self) -> int:
+        """What the trainer holds: its variables and its copy of the training images."""
+        return self.images.shape.num_elements() * 4 + sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize
+                                                            for v in self._variables())
+
     def state_names(self) -> list[str]:
         """A name per state array, the same in every process."""
         nets = [f"generator/{v.path}" for v in self.generator.variables]
@@ -371,7 +376,12 @@ class GanTrainer:
             var.assign(val)
 
 
-_TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for reuse across seeds
+_TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for reuse across seeds and runs
+# Kept while their variables take at most this much (and always the last _KEEP): a process that runs the same
+# (experiment, optimizer) again (the next seed, the next run in a notebook or a test suite, a sweep's rerun) traces
+# and compiles nothing again; each kept trainer holds its networks, its optimizers' slots and its traced step
+# (GanTrainer.nbytes: the smoke experiment's ~1 MB, the reference experiment's ~100 MB).
+TRAINER_BYTES, TRAINER_COUNT = 512 << 20, 64  # (the count bounds what nbytes leaves out: graphs, compiled code)
 # the initial state of the most recent (experiment, optimizer, seed)s: a process that trains the same seeds
 # again (a test suite, a notebook, the next run) copies it instead of building a fresh trainer per seed
 _INITIAL: OrderedDict = OrderedDict()
@@ -399,8 +409,9 @@ def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: 
     trainer = GanTrainer(exp, spec, images, seed)
     if state is not None:
         trainer.set_state(state)
-    _TRAINERS[key] = (images, trainer)
-    while len(_TRAINERS) > _KEEP:
+    _TRAINERS[key] = (images, trainer, trainer.nbytes())
+    while len(_TRAINERS) > _KEEP and (len(_TRAINERS) > TRAINER_COUNT
+                                      or sum(entry[2] for entry in _TRAINERS.values()) > TRAINER_BYTES):
         _TRAINERS.popitem(last=False)
     return trainer
 

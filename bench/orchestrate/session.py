@@ -71,10 +71,10 @@ def start_or_resume(req: Request, kind: Kind, after: Callable[[Path], None] | No
     with executor_session(opts):  # one Ray session for the whole command: workers keep TensorFlow loaded
         if folder is None:
             folder = new_run_dir(req.out, exp.name, kind.prefix, req.reports)
-        try:
-            with run_lock(folder):
+        with run_lock(folder):  # refused (another process writes the folder): no report either, nothing written
+            try:
                 result = kind.execute(exp, extra, folder, opts, prepared, record)
-        finally:
-            if after is not None:
-                after(folder)
+            finally:
+                if after is not None:
+                    after(folder)
     return folder, result
