@@ -82,7 +82,8 @@ def _layout(fig, legend_rows: int = 0) -> None:
     titled = any(ax.get_title() for ax in axes)
     ylabel = max((ax.get_ylabel().count("\n") + 1 for ax in axes if ax.get_ylabel()), default=0)
     top = 0.08 + (0.28 if titled else 0) + 0.3 * legend_rows
-    bottom = 0.1 + text + (0.22 if any(ax.get_xlabel() for ax in axes) else 0)
+    ticks = max(max((t.get_text().count("\n") + 1 for t in ax.get_xticklabels()), default=1) for ax in axes)
+    bottom = 0.1 + text * ticks + (0.22 if any(ax.get_xlabel() for ax in axes) else 0)
     left = 0.12 + 4 * text * 0.75 + 0.2 * ylabel  # tick labels of up to 4-5 characters, then the y label's lines
     between = left if any(ax.get_ylabel() for ax in axes[1:]) else 0.12 + 3 * text  # the next panel's ticks
     wspace = between / max(0.5, (width - left - 0.15 - (cols - 1) * between) / cols)
