@@ -215,3 +215,30 @@ def test_bench_seeding_builds_the_weights_and_dropout_masks_kerass_own_seeding_d
     (w_keras, d_keras), (w_bench, d_bench) = out
     assert len(w_keras) == len(w_bench) and all(np.array_equal(a, b) for a, b in zip(w_keras, w_bench, strict=True))
     np.testing.assert_array_equal(d_keras, d_bench)  # dropout (digits) draws from Keras's generator too
+
+
+def test_a_process_keeps_its_trainers_while_they_fit_in_the_memory_bound(monkeypatch):
+    """The next run of an (experiment, optimizer) in the same process (a notebook, a test suite, a sweep's rerun)
+    gets the trainer it built before, traced step included, even after other experiments ran in between; past the
+    memory bound the oldest go, except the last experiment's optimizers."""
+    import dataclasses
+
+    from bench.model import step
+
+    configure_runtime(0)
+    monkeypatch.setattr(step, "_TRAINERS", type(step._TRAINERS)())
+    smoke, labelled = _experiment("smoke", jit=False), _experiment("smoke", jit=True)  # two identities
+    images = np.random.default_rng(0).uniform(-1, 1, (40, 12, 12, 1)).astype(np.float32)
+    first = [step.trainer_for(smoke, spec, images, 0) for spec in smoke.optimizers]
+    others = [step.trainer_for(labelled, spec, images, 0) for spec in labelled.optimizers]
+    assert len(step._TRAINERS) == 6 and sum(e[2] for e in step._TRAINERS.values()) < step.TRAINER_BYTES
+    again = [step.trainer_for(smoke, spec, images, 1) for spec in smoke.optimizers]  # another seed: reseeded
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert first[0].seed == 1 and first[0].nbytes() == first[0].images.shape.num_elements() * 4 + sum(
+        v.numpy().nbytes for v in first[0]._variables())
+    monkeypatch.setattr(step, "TRAINER_BYTES", 1)  # nothing fits: only the _KEEP most recent stay
+    monkeypatch.setattr(step, "_KEEP", 3)
+    third = dataclasses.replace(smoke, model=dataclasses.replace(smoke.model, leaky_slope=0.3))  # a new trainer
+    step.trainer_for(third, third.optimizers[0], images, 0)
+    assert len(step._TRAINERS) == 3
+    assert step.trainer_for(smoke, smoke.optimizers[0], images, 0) is not first[0]  # evicted: built anew
