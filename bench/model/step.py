@@ -377,10 +377,10 @@ class GanTrainer:
 
 
 _TRAINERS: OrderedDict = OrderedDict()  # a process's most recent trainers, for reuse across seeds and runs
-# Kept while their variables take at most this much (and always the last _KEEP): a process that runs the same
+# Kept while they hold at most this much (and always the last _KEEP): a process that runs the same
 # (experiment, optimizer) again (the next seed, the next run in a notebook or a test suite, a sweep's rerun) traces
-# and compiles nothing again; each kept trainer holds its networks, its optimizers' slots and its traced step
-# (GanTrainer.nbytes: the smoke experiment's ~1 MB, the reference experiment's ~100 MB).
+# and compiles nothing again; each kept trainer holds its networks, its optimizers' slots, its copy of the images and
+# its traced step (GanTrainer.nbytes: the smoke experiment's ~0.3 MB, the reference experiment's ~100 MB).
 TRAINER_BYTES, TRAINER_COUNT = 512 << 20, 64  # (the count bounds what nbytes leaves out: graphs, compiled code)
 # the initial state of the most recent (experiment, optimizer, seed)s: a process that trains the same seeds
 # again (a test suite, a notebook, the next run) copies it instead of building a fresh trainer per seed
