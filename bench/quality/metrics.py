@@ -242,7 +242,24 @@ class PCA:
         return (x.reshape(len(x), -1).astype(np.float64) - self.mean) @ self.components.T
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+@dataclass(frozen=True)
+class Features:
+    """What the Fréchet distance needs of one feature set: computed once for the fixed real set, which every
+    evaluation compares with (the same operations as on the spot, so the same values)."""
+
+    mean: np.ndarray
+    centred: np.ndarray
+    spread: float  # Tr S: the summed squares of the centred features over n - 1
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> Features:
+        x = np.asarray(x, np.float64)
+        mean = x.mean(axis=0)
+        centred = x - mean
+        return cls(mean, centred, (centred ** 2).sum() / (len(x) - 1))
+
+
+def frechet_distance(a: np.ndarray | Features, b: np.ndarray | Features) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2) between Gaussian fits of two feature sets.
 
     With A, B the centred features, S_a S_b and (A B^T)(A B^T)^T share their non-zero
@@ -250,24 +267,29 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     exact, and an (n x m) SVD instead of a (d x d) matrix square root (2048-d FID features
     from a few hundred samples: milliseconds instead of tens of seconds, no regularisation).
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ca, cb = a - a.mean(axis=0), b - b.mean(axis=0)
-    na, nb = len(a) - 1, len(b) - 1
-    cross = np.linalg.svd(ca @ cb.T, compute_uv=False).sum() / np.sqrt(na * nb)
-    mean_term = ((a.mean(axis=0) - b.mean(axis=0)) ** 2).sum()
-    return float(mean_term + (ca ** 2).sum() / na + (cb ** 2).sum() / nb - 2 * cross)
+    fa, fb = (x if isinstance(x, Features) else Features.of(x) for x in (a, b))
+    na, nb = len(fa.centred) - 1, len(fb.centred) - 1
+    cross = np.linalg.svd(fa.centred @ fb.centred.T, compute_uv=False).sum() / np.sqrt(na * nb)
+    mean_term = ((fa.mean - fb.mean) ** 2).sum()
+    return float(mean_term + fa.spread + fb.spread - 2 * cross)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Unbiased MMD^2 with the cubic polynomial kernel (the KID estimator); about 0 for one distribution."""
-    m, n = len(a), len(b)
-    kaa, kbb, kab = polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b)
-    return float((kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (n * (n - 1))
-                 - 2 * kab.mean())
+def kernel_self_term(x: np.ndarray) -> float:
+    """The unbiased mean of k(x_i, x_j), i != j: the part of the kernel distance one set gives alone."""
+    m = len(x)
+    kxx = polynomial_kernel(x, x)
+    return (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+
+
+def kernel_distance(a: np.ndarray, b: np.ndarray, a_term: float | None = None) -> float:
+    """Unbiased MMD^2 with the cubic polynomial kernel (the KID estimator); about 0 for one distribution.
+    ``a_term``: ``kernel_self_term(a)``, when ``a`` is a fixed set computed once for many ``b``."""
+    a_term = kernel_self_term(a) if a_term is None else a_term
+    return float(a_term + kernel_self_term(b) - 2 * polynomial_kernel(a, b).mean())
 
 
 # ------------------------------------------------------------------ diversity, coverage, memorisation

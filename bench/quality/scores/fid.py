@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from bench.quality.metrics import frechet_distance
+from bench.quality.metrics import Features, frechet_distance
 from bench.quality.scores.base import Batch, Info, Metric, Reference
 
 
@@ -19,7 +19,7 @@ class Fid(Metric):
         fid = importlib.import_module("bench.quality.fid")
         super().__init__(ref)
         self.features = fid.feature_extractor(fid.load_inception(Path(ref.fid_weights)))
-        self.real = self.features(ref.real)
+        self.real = Features.of(self.features(ref.real))  # the real side, once per run
 
     def score(self, batch: Batch) -> dict[str, float]:
         return {"fid": frechet_distance(self.real, self.features(batch.samples))}

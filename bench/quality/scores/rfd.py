@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.quality.metrics import frechet_distance
+from functools import cached_property
+
+from bench.quality.metrics import Features, frechet_distance
 from bench.quality.scores.base import Batch, Info, Metric
 
 
@@ -13,6 +15,9 @@ class RandomFrechet(Metric):
                       "initialised 3-layer convolutional embedding (per-channel means, spreads and 3x3-grid means), "
                       "features scaled by the real images' spread; no pretrained network")
 
+    @cached_property
+    def real(self) -> Features:  # the real side, once per run
+        return Features.of(self.ref.embedding / self.ref.embedding_scale)
+
     def score(self, batch: Batch) -> dict[str, float]:
-        s = self.ref.embedding_scale
-        return {"rfd": frechet_distance(self.ref.embedding / s, batch.embedding / s)}
+        return {"rfd": frechet_distance(self.real, batch.embedding / self.ref.embedding_scale)}
