@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ def pytest_configure(config):
         os.environ["TMPDIR"] = tempfile.tempdir = _TEMP[0]
         # Hypothesis keeps a cache of the constants in the tested code under ./.hypothesis/ (the checkout)
         os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_TEMP[0], "hypothesis")
+    _share_the_cores(getattr(config, "workerinput", None))
     config.addinivalue_line("markers", "training: trains a GAN end to end (in this process or a bench subprocess); "
                                        "`make test-fast` runs the tests without it")
     config.addinivalue_line("markers", "integration: no training, but a whole command over several runs' reports, "
@@ -45,6 +47,44 @@ def pytest_configure(config):
         settings.load_profile("bench-default")
     except ImportError:
         pass
+
+
+_CORES: list[set[int]] = []  # every core the session may use, when this worker was given a share of them
+
+
+def _share_the_cores(worker: dict | None) -> None:
+    """Each xdist worker (and what it starts: bench, --jobs workers, Ray, servers) on its own share of the cores.
+    TensorFlow sizes its thread pools by the cores a process may use: two workers on two cores each ran two
+    threads per process, which spun against each other (about a fifth of the suite's CPU time went to that).
+    What a test compares is computed at the same thread count on both sides (the committed baseline's bands
+    absorb the last digits that a thread count changes)."""
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    index, count = int(worker["workerid"].removeprefix("gw")), int(worker["workercount"])
+    _CORES.append(set(cores))
+    os.sched_setaffinity(0, set(cores[index % len(cores)::count]))
+
+
+@contextlib.contextmanager
+def whole_machine():
+    """The session's every core, for what starts several processes at once (``--jobs 2``, a Ray cluster): what
+    they start meanwhile may run on any core, as on the user's machine."""
+    if not _CORES:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, _CORES[0])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+@pytest.fixture
+def all_cores():
+    with whole_machine():
+        yield
 
 
 def pytest_unconfigure(config):

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from conftest import only_run_dir, read_values
 
-pytestmark = pytest.mark.training  # every test here trains (make test-fast leaves them out)
+pytestmark = [pytest.mark.training,  # every test here trains (make test-fast leaves them out)
+              pytest.mark.usefixtures("all_cores")]  # --jobs 2 on the whole machine, not on a test worker's share
 
 ARGS = ["run", "smoke", "--optimizers", "sgd,adam", "--seeds", "0,1", "--steps", "12", "--set", "train.sample_every=6",
         "--set", "train.checkpoint_every=6", "--quiet", "--no-report"]

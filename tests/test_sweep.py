@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import only_run_dir
+from conftest import only_run_dir, whole_machine
 
 from bench.core import config, sweep_table
 from bench.core.errors import BenchError
@@ -198,7 +198,7 @@ def test_sweep_report_shows_sensitivity_trials_and_tuned_versus_default(local_sw
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster(tmp_path_factory, pytestconfig):
     """A real local Ray cluster with 2 CPUs, started the way a user starts one (``ray start --head``)."""
     import os
     import secrets
@@ -217,12 +217,17 @@ def ray_cluster(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                    "--include-dashboard", "false", "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
+    with whole_machine():  # the cluster's processes (and the workers it starts) on every core, not this worker's
+        subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
+                        "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats"], check=True,
+                       capture_output=True, timeout=120)
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        # stopped while the worker goes on with other tests (it takes seconds of waiting), and waited for before
+        # the session ends: no Ray process outlives the tests
+        stopping = subprocess.Popen([ray_cli, "stop", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pytestconfig.add_cleanup(lambda: stopping.wait(timeout=120))
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
