@@ -11,6 +11,7 @@ metric that asks). Adding a metric is one file in this package and one entry in 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -102,18 +103,27 @@ class Reference:
 
 
 class Batch:
-    """One set of samples being scored, with the features several metrics share computed once."""
+    """One set of samples being scored, with the features several metrics share computed once. Metrics score
+    a batch side by side on threads: the first to ask for a shared feature computes it, the others wait for it."""
 
     def __init__(self, ref: Reference, samples: np.ndarray):
         self.ref, self.samples = ref, samples
+        self._shared: dict[str, np.ndarray] = {}
+        self._locks = {"embedding": threading.Lock(), "pca_features": threading.Lock()}
 
-    @cached_property
+    def _once(self, name: str, compute) -> np.ndarray:
+        with self._locks[name]:
+            if name not in self._shared:
+                self._shared[name] = compute()
+            return self._shared[name]
+
+    @property
     def embedding(self) -> np.ndarray:
-        return self.ref.embedder(self.samples)
+        return self._once("embedding", lambda: self.ref.embedder(self.samples))
 
-    @cached_property
+    @property
     def pca_features(self) -> np.ndarray:
-        return self.ref.pca(self.samples)
+        return self._once("pca_features", lambda: self.ref.pca(self.samples))
 
 
 class Metric:
