@@ -8,6 +8,7 @@ import pytest
 from bench.quality import metrics as M
 from bench.quality.scorer import Evaluator
 from bench.quality.scores import INFO
+from bench.quality.scores.neighbours import Memorisation
 
 
 def faces(n=100, size=(12, 12)):
@@ -244,13 +245,14 @@ def _naive_swd(real, fake, seed, per_image):
 
 
 @pytest.mark.parametrize("shape", [(12, 12, 1), (28, 28, 3)])
-def test_every_metric_equals_its_straightforward_definition(shape):
+def test_every_metric_equals_its_straightforward_definition(shape, monkeypatch):
     """The scorer computes everything about the real images once, in float32 where the estimators' own
     noise is far larger: each metric still equals its definition within float32 tolerance."""
     rng = np.random.default_rng(11)
     train = rng.uniform(-1, 1, (40, *shape)).astype(np.float32)
     fake = np.clip(train[rng.integers(0, 40, 48)] + rng.normal(0, 0.4, (48, *shape)), -1, 1).astype(np.float32)
     ev = Evaluator(train, real_count=30, pca_dims=8, seed=5, patches_per_image=6)
+    monkeypatch.setattr(Memorisation, "SAMPLES", 40)  # fewer than the samples: the cut is exercised
     got, _ = ev(fake)
     want = _naive_swd(ev.real, fake, 5, 6)
     for name, value in want.items():
@@ -261,7 +263,7 @@ def test_every_metric_equals_its_straightforward_definition(shape):
     fr, ff, ft = (x.reshape(len(x), -1).astype(np.float64) for x in (ev.real, fake, train))
     radius = [sorted(np.linalg.norm(fr[i] - fr[j]) for j in range(len(fr)) if j != i)[M.KNN - 1] for i in range(len(fr))]
     assert got["coverage"] == np.mean([min(np.linalg.norm(fr[i] - f) for f in ff) <= radius[i] for i in range(len(fr))])
-    nearest = [min(np.linalg.norm(f - t) for t in ft) for f in ff]
+    nearest = [min(np.linalg.norm(f - t) for t in ft) for f in ff[:40]]  # the first SAMPLES samples
     train_nn = np.median([min(np.linalg.norm(ft[i] - ft[j]) for j in range(len(ft)) if j != i) for i in range(len(ft))])
     assert got["memorisation"] == pytest.approx(np.median(nearest) / train_nn, rel=1e-6)
     div = np.mean([np.linalg.norm(ff[i] - ff[j]) for i in range(len(ff)) for j in range(i + 1, len(ff))])
