@@ -150,6 +150,31 @@ def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
 
 
 @pytest.mark.integration
+def test_the_console_exit_skips_only_the_teardown(tmp_path, capsys):
+    """``bench`` leaves with os._exit after main(): its exit code and every line of its output are main's (a
+    redirected stdout is flushed), and the atexit handlers registered while it ran (Ray's, MLflow's) still run."""
+    from bench.cli import main
+
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    code = ("import atexit, sys\nfrom bench import cli\nreal = cli.main\n"
+            "def main():\n    atexit.register(lambda: sys.stderr.write('handler ran\\n'))\n"
+            "    rc = real(sys.argv[1:])\n    assert rc or 'tensorflow' in sys.modules\n    return rc\n"
+            "cli.main = main\ncli.console()\n")
+    with open(tmp_path / "out.txt", "w") as out:  # a file, not a pipe: block-buffered, lost without a flush
+        r = subprocess.run([sys.executable, "-c", code, "list"], stdout=out, stderr=subprocess.PIPE, text=True,
+                           timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == "handler ran\n", r.stderr
+    assert (tmp_path / "out.txt").read_text() == listed and listed.count("\n") > 20  # all of it, flushed
+    r = subprocess.run([sys.executable, "-c", code, "run", "smok"], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.splitlines()[1:] == ["handler ran"], r.stderr
+    r = subprocess.run([sys.executable, "-m", "bench", "run", "smok"], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "did you mean 'smoke'" in r.stderr, r.stderr
+
+
+@pytest.mark.integration
 def test_the_banner_filter_keeps_what_is_not_banner(tmp_path):
     """A stand-in ``tensorflow`` that writes the banner and a real complaint to descriptor 2 as it loads: the
     complaint gets through, the banner does not, and the import is the stand-in's."""

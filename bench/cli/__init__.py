@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from bench.cli.parser import build_parser
-from bench.core import banner
+from bench.core import banner, process
 from bench.core.errors import BenchError, describe, one_line
 from bench.model.xla_cache import QUIET_TF
 
@@ -61,4 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["main", "build_parser"]
+def console() -> None:
+    """The ``bench`` command and ``python -m bench``: ``main()``, then an exit without the interpreter's teardown
+    (bench.core.process)."""
+    ending = process.SkipTeardown()
+    ending.code = main()
+    sys.exit(ending.code)
+
+
+__all__ = ["main", "build_parser", "console"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core import banner
+from bench.core import banner, process
 from bench.core.config import Experiment
 from bench.core.errors import BenchError
 from bench.core.names import run_name
@@ -66,6 +66,7 @@ def run_sequential(exp: Experiment, run_dir: Path, pairs: list[tuple[str, int]],
 def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
     """A long-lived worker: imports TensorFlow and loads the data once, then trains the pairs
     the parent sends, one at a time, answering ("done" | "error", label, seed, message)."""
+    ending = process.SkipTeardown()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":  # quiet, unless the parent runs with --debug
         banner.hide()
@@ -92,6 +93,7 @@ def _worker(config: dict, run_dir: str, conn, worker_hooks: list) -> None:
                 conn.send(("done", label, seed, ""))
             except Exception as e:  # noqa: BLE001 - reported to the parent in one line; the worker goes on
                 conn.send(("error", label, seed, pair.error(e)))
+    ending.code = 0  # told to stop; the parent waits for this process: no teardown (bench.core.process)
 
 
 class _Slot:
