@@ -92,9 +92,9 @@ class Evaluator:
                 scores = [m.score(batch) for m in self.metrics]
                 self._pool = ThreadPoolExecutor(self.cores, thread_name_prefix="bench-score") if self.cores > 1 else False
             elif self._pool:
-                # Metrics side by side, the longest first: on one BLAS thread each (the same operations as alone, so
-                # the same values), most of them would leave the other cores idle (1.4 of 2 cores busy one after
-                # the other, 1.8 side by side, on the CelebA layout)
+                # Metrics side by side, on one BLAS thread each (the same operations as alone, so the same values):
+                # one after the other, most of them leave the other cores idle (1.4 of 2 cores busy, 1.8 side by
+                # side, on the CelebA layout). The pool goes with the evaluator (its threads end when it is freed).
                 scores = list(self._pool.map(lambda m: m.score(batch), self.metrics))
             else:
                 scores = [m.score(batch) for m in self.metrics]
