@@ -346,11 +346,15 @@ def test_samples_scored_before_are_not_scored_again_and_get_the_same_values():
 
 
 def test_nearest_training_image_in_blocks_on_threads_is_the_brute_force_one():
-    """Blocks of the training set on threads find the same nearest image, bit for bit, as one thread, and the
-    distance is the brute-force one (a copy of a training image is at 0)."""
+    """The training set's blocks are cut by its size alone (the same products on any core count), and on threads
+    they find the same nearest image, bit for bit, as on one; the distance is the brute-force one (a copy of a
+    training image is at 0)."""
     rng = np.random.default_rng(5)
-    train = rng.uniform(-1, 1, (2500, 48)).astype(np.float32)  # three blocks
+    train = rng.uniform(-1, 1, (2500, 48)).astype(np.float32)  # four blocks
     fake = np.concatenate([rng.uniform(-1, 1, (30, 48)), train[[7, 1500, 2499]]]).astype(np.float32)
+    cut = [[(start, len(b)) for start, b in M.NearestTrain(train, threads=k).blocks] for k in (1, 3, 16)]
+    assert cut[0] == cut[1] == cut[2] and len(cut[0]) > 1
+    assert [len(b) for _, b in M.NearestTrain(train[:100], threads=16).blocks] == [100]  # no block of a few images
     one = M.NearestTrain(train, threads=1)(fake)
     assert np.array_equal(one, M.NearestTrain(train, threads=3)(fake))
     brute = np.sqrt(((fake[:, None, :].astype(np.float64) - train[None].astype(np.float64)) ** 2).sum(-1)).min(1)

@@ -328,19 +328,21 @@ class NearestTrain:
     products against norms computed once (a large training set is the costly part of an evaluation);
     the distance to it is then computed exactly, so a copy of a training image scores 0."""
 
-    BLOCK = 1024  # about as many training images per product at most: blocks on the scorer's threads
+    BLOCK = 1024  # training images per product at most: blocks on the scorer's threads
+    MIN_BLOCK = 64  # and at least (below about 10 columns, BLAS takes other kernels, whose products differ)
 
     def __init__(self, train: np.ndarray, threads: int = 1):
         self.train = train.reshape(len(train), -1).astype(np.float32)
         self.sq = (self.train.astype(np.float64) ** 2).sum(1)
         self.threads = max(1, threads)
-        # contiguous blocks of the training set: each block's products are the same numbers as the whole
-        # product's columns (one dot product per sample and image), so the nearest image does not depend on
-        # the thread count. As many blocks per thread (5000 images in 5 blocks kept one of 2 threads busy for
-        # 3 blocks, the other for 2: 46 ms where 4 blocks take 35).
-        count = self.threads * -(-len(self.train) // (self.threads * self.BLOCK))
-        size = -(-len(self.train) // count)
-        self.blocks = [(i, np.ascontiguousarray(self.train[i: i + size])) for i in range(0, len(self.train), size)]
+        # Contiguous blocks of the training set, cut by its size alone: each block's products are then the same
+        # numbers on any machine, whatever its core count, so the nearest image is too. An even number of them
+        # where the size allows: 5000 images in 5 blocks kept one of 2 threads busy for 3 blocks (46 ms), in 6
+        # each thread takes 3 smaller ones (42 ms).
+        n = len(self.train)
+        count = max(1, min(2 * -(-n // (2 * self.BLOCK)), n // self.MIN_BLOCK))
+        size = -(-n // count)
+        self.blocks = [(i, np.ascontiguousarray(self.train[i: i + size])) for i in range(0, n, size)]
 
     def _nearest_in(self, f: np.ndarray, block: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, t = block
