@@ -151,23 +151,30 @@ def test_an_error_after_tensorflow_loaded_is_still_one_line(tmp_path):
 
 @pytest.mark.integration
 def test_the_console_exit_skips_only_the_teardown(tmp_path, capsys):
-    """``bench`` leaves with os._exit after main(): its exit code and every line of its output are main's (a
-    redirected stdout is flushed), and the atexit handlers registered while it ran (Ray's, MLflow's) still run."""
+    """``bench`` leaves with os._exit after main(): the interpreter's teardown is skipped (an object that says so
+    when it is freed stays silent), while its exit code and every line of its output are main's (a redirected
+    stdout is flushed) and the atexit handlers registered while it ran (Ray's, MLflow's) still run."""
     from bench.cli import main
 
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
-    code = ("import atexit, sys\nfrom bench import cli\nreal = cli.main\n"
+    code = ("import atexit, os, sys\nfrom bench import cli\n"
+            "class Freed:\n    def __del__(self, write=os.write):\n        write(2, b'teardown ran\\n')\n"
+            "freed = Freed()\nreal = cli.main\n"
             "def main():\n    atexit.register(lambda: sys.stderr.write('handler ran\\n'))\n"
-            "    rc = real(sys.argv[1:])\n    assert rc or 'tensorflow' in sys.modules\n    return rc\n"
-            "cli.main = main\ncli.console()\n")
+            "    rc = real(sys.argv[2:])\n    assert rc or 'tensorflow' in sys.modules\n    return rc\n"
+            "cli.main = main\ncli.console() if sys.argv[1] == 'console' else sys.exit(main())\n")
+
+    def bench(how: str, *args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, how, *args], text=True, timeout=120, cwd=tmp_path, **kw)
+
     with open(tmp_path / "out.txt", "w") as out:  # a file, not a pipe: block-buffered, lost without a flush
-        r = subprocess.run([sys.executable, "-c", code, "list"], stdout=out, stderr=subprocess.PIPE, text=True,
-                           timeout=120, cwd=tmp_path)
+        r = bench("console", "list", stdout=out, stderr=subprocess.PIPE)
     assert r.returncode == 0 and r.stderr == "handler ran\n", r.stderr
     assert (tmp_path / "out.txt").read_text() == listed and listed.count("\n") > 20  # all of it, flushed
-    r = subprocess.run([sys.executable, "-c", code, "run", "smok"], capture_output=True, text=True, timeout=120,
-                       cwd=tmp_path)
+    r = bench("plain", "run", "smok", capture_output=True)  # the probe works: a usual exit frees it
+    assert r.returncode == 2 and r.stderr.splitlines()[1:] == ["handler ran", "teardown ran"], r.stderr
+    r = bench("console", "run", "smok", capture_output=True)
     assert r.returncode == 2 and r.stderr.splitlines()[1:] == ["handler ran"], r.stderr
     r = subprocess.run([sys.executable, "-m", "bench", "run", "smok"], capture_output=True, text=True, timeout=120,
                        cwd=tmp_path)

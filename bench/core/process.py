@@ -8,18 +8,21 @@ parent waits for), and bench needs none of it: what it writes is written and clo
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import os
 import sys
 
 
 class SkipTeardown:
-    """Made first thing in a process, its atexit handler is the first registered, so it runs last: after the other
-    threads are joined and every other handler has run (Ray's and MLflow's shutdowns, the XLA cache's private
-    folder's removal), it flushes what Python still buffers and ends the process with ``code``, once that is set.
-    Unset, an exception is on its way out: the usual exit, traceback and all.
+    """Its atexit handler runs after every handler registered later (atexit runs them last in, first out): made
+    before anything of bench's registers one (``bench``'s console entry does it first thing; a ``--jobs`` worker
+    first thing in its task), it runs after the other threads are joined and after Ray's and MLflow's shutdowns
+    and the XLA cache's clean-up; then it flushes what is still buffered and ends the process with ``code``, once
+    that is set. Unset, an exception is on its way out: the usual exit, traceback and all.
 
-    logging's handler, registered when logging is imported (before this), would run after it: it is run here."""
+    Handlers registered before it would be skipped: logging's (registered when logging is imported) is run here;
+    multiprocessing's, in a worker, has already run when the task returns."""
 
     def __init__(self) -> None:
         self.code: int | None = None
@@ -28,10 +31,23 @@ class SkipTeardown:
     def _leave(self) -> None:
         if self.code is None:
             return
+        code = self.code
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
+            if stream is None:  # started with the descriptor closed (bench list >&-)
+                continue
             try:
                 stream.flush()
-            except (OSError, ValueError):  # a closed pipe (bench list | head) or stream: nothing more to say
+            except (BrokenPipeError, ValueError):  # a reader that left (bench list | head), a closed stream
                 pass
-        os._exit(self.code)
+            except OSError as e:  # a full disk: the output is incomplete, which the exit code must say
+                try:
+                    os.write(2, f"bench: error: could not write the output: {e}\n".encode())
+                except OSError:
+                    pass
+                code = code or 120  # what Python itself exits with when the final flush fails
+        try:  # what C code (an extension, a user's optimizer) printed is still in the C library's buffers
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):  # no C library to ask (not a POSIX system)
+            pass
+        os._exit(code)
