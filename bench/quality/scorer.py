@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -95,7 +95,9 @@ class Evaluator:
                 # Metrics side by side, on one BLAS thread each (the same operations as alone, so the same values):
                 # one after the other, most of them leave the other cores idle (1.4 of 2 cores busy, 1.8 side by
                 # side, on the CelebA layout). The pool goes with the evaluator (its threads end when it is freed).
-                scores = list(self._pool.map(lambda m: m.score(batch), self.metrics))
+                running = [self._pool.submit(m.score, batch) for m in self.metrics]
+                wait(running)  # all of them, also when one fails: none goes on past the BLAS limit below
+                scores = [f.result() for f in running]  # the first failure in the registry's order is raised
             else:
                 scores = [m.score(batch) for m in self.metrics]
         out: dict[str, float] = {}
