@@ -294,6 +294,7 @@ def build_report(run_dir: Path, reports_root: Path) -> Path:
         "fig_d": uri(plots.d_output_figure(data.metrics, data.optimizers, steps)),
         "fig_div": uri(plots.diversity_figure(divs, data.optimizers, S.COLLAPSE_RATIO)) if divs else None,
         "fig_quality": uri(plots.quality_figure(data.quality, data.optimizers, qmetrics)) if qmetrics else None,
+        "quality_about": [(INFO[m].header, INFO[m].about) for m in qmetrics],  # what each scored metric measures
         "fig_lr": _learning_rates(data),
         "quality_cols": [(m, INFO[m].header) for m in quality_columns(data)],
         "eval": _eval_context(m),
