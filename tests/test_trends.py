@@ -77,6 +77,39 @@ def test_divergence_is_a_regression(cli, tmp_path):
     assert any(line.split()[:2] == ["sgd", "diverged"] for line in r.out.splitlines())
 
 
+def test_a_metric_redefined_since_the_baseline_is_not_checked_and_says_why(cli, runs, tmp_path):
+    """Runs and baselines record each quality metric's definition (its version): values of two definitions are
+    never checked against each other, and a baseline from before they were recorded gets a note."""
+    import shutil
+
+    from bench.quality.scores import VERSIONS
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["base"], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["metric_versions"] = dict(VERSIONS)  # a run of today's bench (the golden run predates the record)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert cli("baseline", run, "-o", tmp_path / "now.json").code == 0
+    now = json.loads((tmp_path / "now.json").read_text())
+    assert now["metric_versions"] == VERSIONS
+    r = cli("check", run, "--baseline", tmp_path / "now.json")
+    assert r.code == 0 and "redefined since" not in r.out and "passed: all" in r.out, r.out
+    older = {**now, "metric_versions": {**VERSIONS, "memorisation": VERSIONS["memorisation"] - 1}}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    r = cli("check", run, "--baseline", tmp_path / "older.json", "--json", tmp_path / "r.json")
+    assert r.code == 0, r.out
+    assert f"memorisation (version {VERSIONS['memorisation'] - 1} -> {VERSIONS['memorisation']})" in r.out
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    skipped = {(row["optimizer"], row["metric"]) for row in rows if row["verdict"] == "skipped"}
+    assert skipped == {(o, "memorisation.final") for o in ("sgd", "rmsprop", "adam")}
+    assert "skipped: 3 trend metrics were redefined since the baseline" in r.out
+    unrecorded = {k: v for k, v in now.items() if k != "metric_versions"}
+    (tmp_path / "unrecorded.json").write_text(json.dumps(unrecorded))
+    r = cli("check", run, "--baseline", tmp_path / "unrecorded.json")
+    assert r.code == 0 and "does not record the quality metrics' definitions" in r.out, r.out
+    assert "memorisation (version" in r.out
+
+
 @pytest.mark.parametrize("content, message", [
     ("not json", "not valid JSON"),
     ('{"schema": 99, "metrics": {}}', "not a bench baseline"),

@@ -47,6 +47,7 @@ FLOORS = {  # (relative to |median|, absolute): the band never gets narrower tha
     "quality": (0.15, 0.05),
 }
 EXIT_OK, EXIT_REGRESSION = 0, 1
+REDEFINED = "redefined since the baseline"  # why a skipped row is skipped, when its metric's definition changed
 
 
 def _kind(metric: str) -> str:
@@ -111,6 +112,7 @@ def make_baseline(run_dir: Path) -> dict:
     return {
         "schema": SCHEMA, "experiment": data.experiment, "identity": dig(m, "identity", str), "config": m.get("config"),
         "versions": dig(m, "versions", dict, {}),
+        "metric_versions": dig(m, "metric_versions", dict, {}),
         "machine": {k: dig(m, f"machine.{k}") for k in ("cpu", "cores", "intra_op_threads", "jit_compile")},
         "created": now(), "source_run": str(run_dir),
         "steps": data.steps_total, "seeds": data.seeds,
@@ -272,6 +274,16 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
     for k in sorted(set(vb) | set(vr)):
         if vb.get(k) != vr.get(k):
             notes.append(f"note: {k} {vb.get(k)} -> {vr.get(k)} since the baseline")
+    defined_then, defined_now = dig(baseline, "metric_versions", dict, {}), dig(m, "metric_versions", dict, {})
+    redefined = {name: (defined_then[name], defined_now[name]) for name in sorted(set(defined_then) & set(defined_now))
+                 if defined_then[name] != defined_now[name]}
+    if redefined:
+        notes.append(f"note: {REDEFINED}, so not compared: " + ", ".join(
+            f"{name} (version {a} -> {b})" for name, (a, b) in redefined.items()) + "; make a new baseline (bench baseline)")
+    elif not defined_then and any(v != 1 for v in defined_now.values()):  # a baseline from before they were recorded
+        notes.append("note: the baseline does not record the quality metrics' definitions; redefined since the first: "
+                     + ", ".join(f"{name} (version {v})" for name, v in defined_now.items() if v != 1)
+                     + " (their values may differ by that alone; make a new baseline)")
     missing = [o for o in baseline["metrics"] if o not in data.optimizers]
     if missing:
         raise BenchError(f"the run has no {', '.join(missing)}; the baseline covers {', '.join(baseline['metrics'])}")
@@ -288,6 +300,12 @@ def check(run_dir: Path, baseline: dict, overrides: list[Override], strict_ident
                 continue
             value = spread([s.get(metric, math.nan) for s in seeds])[0]
             base = band["median"]
+            name = metric.split(".")[0]
+            if name in redefined:
+                rows.append(Row(label, metric, base, math.nan, math.nan, value, "skipped",
+                                f"{REDEFINED} ({name} version {redefined[name][0]} -> {redefined[name][1]}): "
+                                "make a new baseline"))
+                continue
             if math.isnan(base):  # every baseline seed diverged or was not scored: listed, never "passed"
                 rows.append(Row(label, metric, base, math.nan, math.nan, value, "skipped",
                                 "no baseline value (its seeds diverged or were not scored)"))
@@ -310,10 +328,14 @@ def console_text(result: CheckResult, header: str, only_failures: bool = False) 
     lines = [*result.notes, header, table(result, only_failures)]
     failed, skipped = result.failed, result.skipped
     checked = len(result.rows) - len(skipped)
-    if skipped:
-        names = ", ".join(f"{r.optimizer} {r.metric}" for r in skipped[:8]) + (" ..." if len(skipped) > 8 else "")
-        lines.append(f"skipped: {len(skipped)} trend metrics have no baseline value (their baseline seeds diverged "
+    unscored = [r for r in skipped if not r.basis.startswith(REDEFINED)]
+    if unscored:
+        names = ", ".join(f"{r.optimizer} {r.metric}" for r in unscored[:8]) + (" ..." if len(unscored) > 8 else "")
+        lines.append(f"skipped: {len(unscored)} trend metrics have no baseline value (their baseline seeds diverged "
                      f"or were not scored), so nothing checks them: {names}")
+    if len(unscored) < len(skipped):
+        lines.append(f"skipped: {len(skipped) - len(unscored)} trend metrics were redefined since the baseline (see "
+                     "the note above), so nothing checks them")
     if failed:
         moved = ", ".join(f"{r.optimizer} {r.metric} {r.value:.4g} (band {r.low:.4g}..{r.high:.4g})" for r in failed[:5])
         lines.append(f"FAILED: {len(failed)} of {checked} checked trend metrics left their baseline band: {moved}"

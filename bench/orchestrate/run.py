@@ -28,7 +28,7 @@ from bench.model.runtime import configure_runtime, git_info, machine_info, versi
 from bench.orchestrate.request import RunOptions
 from bench.orchestrate.validate import validate
 from bench.quality.scorer import make_evaluator
-from bench.quality.scores import goals
+from bench.quality.scores import VERSIONS, goals
 from bench.store.files import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from bench.store.images import save_images
 from bench.store.logs import LEARNING_RATES, write_learning_rates
@@ -137,6 +137,7 @@ def _start_manifest(exp: Experiment, run_dir: Path, opts: RunOptions, prepared: 
         "data": dataset.describe(),
         "machine": machine_info(runtime),
         "versions": versions(),
+        "metric_versions": dict(VERSIONS),
         "git": git_info(),
         "started": manifest.get("started", now()),
         "runs": manifest.get("runs", {}),

@@ -24,6 +24,9 @@ INFO: dict[str, Info] = {name: cls.info for name, cls in METRICS.items()}
 DEFAULT_PRIMARY = "rfd"
 TABLE_COLUMNS = tuple(m.name for m in INFO.values() if m.column)
 TREND_METRICS = tuple(m.name for m in INFO.values() if m.trend)
+# Each metric's definition (Info.version): recorded with every run and baseline, so that values of two
+# definitions are never checked against each other as if they were one
+VERSIONS: dict[str, int] = {name: info.version for name, info in INFO.items()}
 
 
 def comparable_metrics() -> list[str]:
@@ -37,4 +40,4 @@ def goals() -> dict[str, str]:
 
 
 __all__ = ["Batch", "Info", "Metric", "Reference", "METRICS", "INFO", "DEFAULT_PRIMARY", "TABLE_COLUMNS",
-           "TREND_METRICS", "comparable_metrics", "goals"]
+           "TREND_METRICS", "VERSIONS", "comparable_metrics", "goals"]
