@@ -141,7 +141,12 @@ class GanTrainer:
         self.n_images = int(images.shape[0])
         self._tf = tf
         self.block = exp.train.steps_per_call
-        self._block = tf.function(self._train_block, jit_compile=exp.train.jit_compile)
+        # AutoGraph rewrites Python control flow on tensors into graph ops, in the traced function and in what it
+        # calls: bench's step functions need none (their loop is an explicit while_loop) and Keras's code is never
+        # converted, so with built-in optimizers and schedules only, converting costs a fifth of each trace for
+        # nothing (same graph, same values); a user's class or schedule may branch on tensors in Python: converted
+        autograph = bool(optimizers.sources_sha((spec,)))
+        self._block = tf.function(self._train_block, jit_compile=exp.train.jit_compile, autograph=autograph)
         # any batch size: the sample grid's and the evaluation bank's latents share one trace
         self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False,
                                      input_signature=[tf.TensorSpec([None, exp.model.latent_dim], tf.float32)])
