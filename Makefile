@@ -36,7 +36,7 @@ browser:
 # recipe and checks that fresh smoke run against the committed results/baselines/smoke.json.
 # Two pytest workers, each test file on one worker (module fixtures run once): 6.3 instead of 11.5 minutes
 # on 2 cores, since much of a test's time is single-threaded tracing and process start-up. Each worker keeps to
-# its share of the cores (tests/conftest.py): 223 instead of 280 s here.
+# its share of the cores (tests/conftest.py): 224-257 s instead of 276-286 s here (this VM's speed varies 10-20%).
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
