@@ -37,14 +37,16 @@ browser:
 # Two pytest workers, each test file on one worker (module fixtures run once): 6.3 instead of 11.5 minutes
 # on 2 cores, since much of a test's time is single-threaded tracing and process start-up. Each worker keeps to
 # its share of the cores (tests/conftest.py): 224-257 s instead of 276-286 s here (this VM's speed varies 10-20%).
+# Files are handed out in the order tests/conftest.py sorts them (slow tests' files first), not xdist's own
+# (most tests first), so that the two workers end together.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: unit tests and tests on golden fixtures, nothing that trains (tests marked `training` are left
 # out; a test that trains without the mark fails, see tests/conftest.py) and nothing that starts a server, a
 # browser or a bench process (`integration`). Under a minute on 2 cores.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not training and not integration"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not training and not integration"
 
 # The package as a user gets it: sdist and wheel built, the wheel installed alone in a throwaway environment,
 # bench list and bench run smoke from outside the checkout (.ci/wheel-check says how).

@@ -38,6 +38,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "integration: no training, but a whole command over several runs' reports, "
                                        "a real server, a browser, MLflow, a bench subprocess, InceptionV3 or a "
                                        "whole validation suite; left out of `make test-fast` too")
+    config.addinivalue_line("markers", "slow: takes 15 s or more of a worker (a Ray cluster, fresh processes that "
+                                       "compile, a pip install): its file starts first under `make test`")
     try:  # Hypothesis keeps no example database in the checkout (.hypothesis/); test files set their own searches
         from hypothesis import settings
         from hypothesis.configuration import set_hypothesis_home_dir
@@ -93,15 +95,16 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(items):
-    """The files with the most training tests first, then the files with the most tests: `make test` hands whole
-    files to two workers in collection order, so the long ones start early and both stay busy to the end (derived
-    from the markers and the counts, not from a list kept by hand)."""
-    trains: dict[Path, int] = {}
-    count: dict[Path, int] = {}
+    """The files with slow tests first, then those with the most training or integration tests, then the most
+    tests: `make test` hands whole files to two workers in collection order, so the long ones start early and both
+    workers end together (a Ray test or a compiling subprocess handed out last kept one worker busy 30 s after the
+    other was done). Derived from the markers and the counts, not from a list kept by hand."""
+    weight: dict[Path, tuple[int, int, int]] = {}
     for item in items:
-        trains[item.path] = trains.get(item.path, 0) + (item.get_closest_marker("training") is not None)
-        count[item.path] = count.get(item.path, 0) + 1
-    items.sort(key=lambda item: (-trains[item.path], -count[item.path]))  # stable: within a file, as written
+        slow, trains, count = weight.get(item.path, (0, 0, 0))
+        weight[item.path] = (slow + (item.get_closest_marker("slow") is not None),
+                             trains + any(item.get_closest_marker(m) for m in ("training", "integration")), count + 1)
+    items.sort(key=lambda item: tuple(-w for w in weight[item.path]))  # stable: within a file, as written
 
 
 _MAY_TRAIN = [False]  # whether the test being set up, run or torn down is marked training

@@ -19,6 +19,7 @@ def _values(run_dir):
     return {p.parent.name: read_values(p) for p in sorted(run_dir.glob("runs/*/metrics.csv"))}
 
 
+@pytest.mark.slow
 def test_jobs_2_retries_a_dead_worker_reports_a_lost_one_and_equals_sequential(cli, tmp_path, monkeypatch):
     """Beside sgd, a user's class (OptimisticAdam from a file): the workers compile it from the source recorded in
     the configuration, so the file edited (broken, here, before every pair in the worker) while the run goes on

@@ -233,6 +233,7 @@ def ray_cluster(tmp_path_factory, pytestconfig):
 
 
 @pytest.mark.training
+@pytest.mark.slow
 def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(cli, ray_cluster, tmp_path,
                                                                                    monkeypatch):
     """A built-in and a user's optimizer (from a folder outside the checkout) as Ray tasks: every value as one

@@ -272,6 +272,7 @@ def _tutorial() -> tuple[dict[str, str], list[str]]:
 
 
 @pytest.mark.training
+@pytest.mark.slow
 def test_the_readme_tutorial_runs_as_written(tmp_path, monkeypatch, capsys):
     """The tutorial's file and commands, as a user types them in a fresh folder (in this process: the console
     script's own start-up is the bad-input tests' business)."""

@@ -53,6 +53,7 @@ def _venv(dest: Path) -> Path:
     return dest / "bin"
 
 
+@pytest.mark.slow
 def test_the_example_workflow_runs_and_passes(tmp_path):
     from junitparser import JUnitXml
 

@@ -26,6 +26,7 @@ def _bench(cache: Path, out: Path, *extra: str, **env_extra: str) -> subprocess.
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_compiled_steps_and_compiles_a_corrupt_or_foreign_entry_again(tmp_path):
     cache = tmp_path / "cache"
     first = _bench(cache, tmp_path / "a", "--threads", "1")
