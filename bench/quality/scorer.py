@@ -86,12 +86,7 @@ class Evaluator:
         # every executor and core count, for ~5% more scoring time.
         with self._threads.limit(limits=1):
             batch = Batch(self.reference, fake)
-            if self._pool is None:
-                # the first call computes what each metric keeps about the real side (cached properties, which
-                # two threads must not compute at once): one metric after the other
-                scores = [m.score(batch) for m in self.metrics]
-                self._pool = ThreadPoolExecutor(self.cores, thread_name_prefix="bench-score") if self.cores > 1 else False
-            elif self._pool:
+            if self._pool:
                 # Metrics side by side, on one BLAS thread each (the same operations as alone, so the same values):
                 # one after the other, most of them leave the other cores idle (1.4 of 2 cores busy, 1.8 side by
                 # side, on the CelebA layout). The pool goes with the evaluator (its threads end when it is freed).
@@ -100,6 +95,10 @@ class Evaluator:
                 scores = [f.result() for f in running]  # the first failure in the registry's order is raised
             else:
                 scores = [m.score(batch) for m in self.metrics]
+                if self._pool is None:
+                    # this first call computed what each metric keeps about the real side (cached properties, which
+                    # two threads must not compute at once): from now on, side by side
+                    self._pool = ThreadPoolExecutor(self.cores, thread_name_prefix="bench-score") if self.cores > 1 else False
         out: dict[str, float] = {}
         for part in scores:  # in the registry's order, whichever finished first
             out.update(part)
