@@ -151,13 +151,17 @@ class Experiment:
                 d[section].pop(key)
         return _plain(d)
 
-    def identity(self) -> str:
+    def identity(self, optimizer: str | None = None) -> str:
         """Hash of everything that changes the per-step values of a run.
 
         Step count, intervals and seeds are left out: a 200-step run and the first
-        200 steps of a 5000-step run are the same numbers.
+        200 steps of a 5000-step run are the same numbers. With ``optimizer`` (a label), of what one pair
+        with that optimizer trains with: neither the experiment's other optimizers nor the label change any
+        of its values.
         """
         d = self.to_dict()
+        if optimizer is not None:
+            d["optimizers"] = [d["optimizers"][optimizer]]
         for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "tensorboard"):
             d["train"].pop(k)
         for k in ("name", "description", "seeds", "eval", "compare"):  # they score runs, they do not change them

@@ -34,7 +34,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -337,7 +337,7 @@ class GanTrainer:
         """Become exactly what ``GanTrainer(exp, self.spec, images, seed)`` would be, keeping the traced
         (and XLA-compiled) step: a fresh trainer's initial weights and optimizer slots are copied into
         this one's variables, which the compiled step reads. Saves the trace/compile per seed."""
-        key = (exp.identity(), repr(self.spec), seed)
+        key = (exp.identity(self.spec.label), unlabelled(self.spec), seed)
         entry = _INITIAL.get(key)
         if entry is not None and (entry[0] is images or np.array_equal(entry[0], images)):
 
@@ -394,17 +394,25 @@ INITIAL_BYTES = 256 << 20  # at most this much of them kept (the smoke experimen
 _KEEP = 2  # at least; as many as an experiment has optimizers after warm_up()
 
 
+def unlabelled(spec: OptimizerSpec) -> str:
+    """The optimizer as the compiled step sees it: its label names the pair, nothing in the networks."""
+    return repr(replace(spec, label=""))
+
+
 def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: int,
                 state: list[np.ndarray] | None = None) -> GanTrainer:
     """A trainer for (experiment, optimizer, seed), at its initial state or at ``state`` (a checkpoint):
     the process's trainer of the same experiment and optimizer when there is one (pairs run optimizer by
     optimizer, so each optimizer's step is traced once per process instead of once per seed); otherwise
     a new one. A checkpoint sets every variable, so it needs no fresh initial state first."""
-    key = (exp.identity(), exp.train.steps_per_call, spec.label, repr(spec))
+    # keyed by what the pair trains with: a run of another optimizer list, another length or seeds, or the same
+    # optimizer under another label (a sweep's rerun of its best trial) shares the trace
+    key = (exp.identity(spec.label), exp.train.steps_per_call, unlabelled(spec))
     entry = _TRAINERS.get(key)
     if entry is not None and (entry[0] is images or np.array_equal(entry[0], images)):
         _TRAINERS.move_to_end(key)
         trainer = entry[1]
+        trainer.spec = spec
         if state is None:
             trainer.reseed(exp, images, seed)
         else:
