@@ -142,10 +142,12 @@ class GanTrainer:
         self._tf = tf
         self.block = exp.train.steps_per_call
         # AutoGraph rewrites Python control flow on tensors into graph ops, in the traced function and in what it
-        # calls: bench's step functions need none (their loop is an explicit while_loop) and Keras's code is never
-        # converted, so with built-in optimizers and schedules only, converting costs a fifth of each trace for
-        # nothing (same graph, same values); a user's class or schedule may branch on tensors in Python: converted
-        autograph = bool(optimizers.sources_sha((spec,)))
+        # calls, but never inside Keras (TensorFlow's rules: DoNotConvert('keras')) nor in what Keras calls: a
+        # class's update_step and a schedule's __call__ run as written even when converting. bench's step functions
+        # need no conversion (their loop is an explicit while_loop), so it would only ever reach the optimizers'
+        # apply(), which the step calls itself: converted when a class of the user's overrides it, otherwise
+        # skipped, saving a fifth of each trace (same graph, same values)
+        autograph = any(not _from_keras(type(opt).apply) for opt in (self.g_opt, self.d_opt))
         self._block = tf.function(self._train_block, jit_compile=exp.train.jit_compile, autograph=autograph)
         # any batch size: the sample grid's and the evaluation bank's latents share one trace
         self._generate = tf.function(lambda z: self.generator(z, training=False), jit_compile=False,
@@ -392,6 +394,11 @@ TRAINER_BYTES, TRAINER_COUNT = 512 << 20, 64  # (the count bounds what nbytes le
 _INITIAL: OrderedDict = OrderedDict()
 INITIAL_BYTES = 256 << 20  # at most this much of them kept (the smoke experiment's take ~0.2 MB each)
 _KEEP = 2  # at least; as many as an experiment has optimizers after warm_up()
+
+
+def _from_keras(method) -> bool:
+    module = getattr(method, "__module__", "") or ""
+    return module == "keras" or module.startswith("keras.")
 
 
 def unlabelled(spec: OptimizerSpec) -> str:
