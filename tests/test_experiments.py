@@ -84,26 +84,33 @@ def test_dropout_runs_are_deterministic_a_reseeded_trainer_equals_a_fresh_one_an
     np.testing.assert_array_equal(rows[8:], np.concatenate([other.run_block(9, 8), other.run_block(17, 8)]))
 
 
-def test_a_trainer_serves_every_run_of_its_optimizer_whatever_the_other_optimizers_or_its_label():
+def test_a_trainer_serves_every_run_of_its_optimizer_whatever_the_other_optimizers_or_its_label(monkeypatch):
     """A pair's values depend on its own optimizer only: a later run in the process (a notebook, a test suite, a
     sweep's rerun of its best trial under another label) that lists other optimizers beside it reuses its trainer
     and trace; a change to that optimizer or to what every pair trains with does not."""
     import dataclasses
 
-    from bench.model.step import trainer_for
+    from bench.model import step
+    from bench.model.runtime import configure_runtime
 
+    configure_runtime(0)
+    monkeypatch.setattr(step, "_TRAINERS", type(step._TRAINERS)())
+    monkeypatch.setattr(step, "_INITIAL", type(step._INITIAL)())
     images = data.load(_exp("smoke").data).images
     a, b = _exp("smoke", **{"optimizers.rmsprop.learning_rate": "1e-3"}), _exp("smoke", **{"train.real_label": "0.8"})
     base = _exp("smoke")
     tuned = dataclasses.replace(base.optimizer("adam"), label="adam.tuned")
     c = dataclasses.replace(base, optimizers=(tuned,))
-    assert a.identity() != base.identity() and a.identity("adam") == base.identity("adam") != b.identity("adam")
-    assert a.identity("rmsprop") != base.identity("rmsprop") and c.identity("adam.tuned") == base.identity("adam")
-    adam = trainer_for(base, base.optimizer("adam"), images, 0)
-    assert trainer_for(a, a.optimizer("adam"), images, 1) is adam and adam.seed == 1 and adam.exp is a
-    assert trainer_for(c, tuned, images, 2) is adam and adam.spec is tuned and adam.seed == 2
-    assert trainer_for(b, b.optimizer("adam"), images, 0) is not adam
-    assert trainer_for(a, a.optimizer("rmsprop"), images, 0) is not trainer_for(base, base.optimizer("rmsprop"), images, 0)
+    same = base.identity(base.optimizer("adam"))
+    assert a.identity() != base.identity() and a.identity(a.optimizer("adam")) == same != b.identity(b.optimizer("adam"))
+    assert a.identity(a.optimizer("rmsprop")) != base.identity(base.optimizer("rmsprop")) and c.identity(tuned) == same
+    adam = step.trainer_for(base, base.optimizer("adam"), images, 0)
+    assert step.trainer_for(a, a.optimizer("adam"), images, 1) is adam and adam.seed == 1 and adam.exp is a
+    assert step.trainer_for(c, tuned, images, 2) is adam and adam.spec is tuned and adam.seed == 2
+    assert step.trainer_for(b, b.optimizer("adam"), images, 0) is not adam
+    rmsprop = step.trainer_for(base, base.optimizer("rmsprop"), images, 0)
+    assert step.trainer_for(a, a.optimizer("rmsprop"), images, 0) is not rmsprop
+
 
 @pytest.mark.training
 @pytest.mark.parametrize("experiment, extra, marker", [

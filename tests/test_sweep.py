@@ -234,13 +234,13 @@ def ray_cluster(tmp_path_factory, pytestconfig):
 
 @pytest.mark.training
 @pytest.mark.slow
-def test_ray_run_matches_local_and_retries_a_dead_worker(cli, ray_cluster, tmp_path, monkeypatch):
+def test_ray_run_matches_local_retries_a_dead_worker_reports_a_lost_one_and_resumes(cli, ray_cluster, tmp_path,
+                                                                                   monkeypatch):
     """A built-in and a user's optimizer (from a folder outside the checkout) as Ray tasks: every value as one
     pair at a time locally. The user's file is broken in the workers before every pair: the tasks train the
-    source that travelled with them, never the file (no shared file system, no install on the nodes). One
-    worker dies: the pair is retried in another. (Giving up on a pair that keeps dying, and resuming it, is the
-    executors' shared bookkeeping: tests/test_parallel.py shows it under --jobs; each Ray worker imports
-    TensorFlow, so every death here costs seconds.)"""
+    source that travelled with them, never the file (no shared file system, no install on the nodes). The user's
+    pair loses its worker every time: retried once, then reported; `--resume` under Ray finishes it. (Each Ray
+    worker imports TensorFlow, so each death costs seconds: one pair dies, in both ways.)"""
     import shutil
     from pathlib import Path
 
@@ -256,16 +256,24 @@ def test_ray_run_matches_local_and_retries_a_dead_worker(cli, ray_cluster, tmp_p
     shutil.copy(Path(__file__).resolve().parent.parent / "examples/optimizers/oadam.py", user)
     args = ["run", "smoke", "--optimizers", f"sgd,{user}:OptimisticAdam:label=oadam,learning_rate=2e-3",
             "--seeds", "0", "--steps", "12", "--threads", "1",
-            "--set", "train.sample_every=6", "--set", "train.checkpoint_every=6", "--no-report"]
-    assert cli(*args, "--quiet", "--out", tmp_path / "local").code == 0
+            "--set", "train.sample_every=6", "--set", "train.checkpoint_every=6", "--quiet", "--no-report"]
+    assert cli(*args, "--out", tmp_path / "local").code == 0
     original = user.read_text()
-    monkeypatch.setattr(hooks, "BEFORE_PAIR", [faults.Overwrite(str(user), "raise ImportError('edited')\n"),
-                                               faults.Die("oadam-seed0", str(tmp_path / "died-once"))])
+    broken = faults.Overwrite(str(user), "raise ImportError('edited')\n")
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [broken, faults.Die("oadam-seed0")])
     r = cli(*args, "--executor", "ray", "--address", address, "--out", tmp_path / "ray")
-    assert r.code == 0, r.err
-    assert "oadam seed 0: Ray worker process died; retrying from its last checkpoint" in r.err, r.err
-    assert (tmp_path / "died-once").exists() and user.read_text() != original  # the hooks ran in the workers
+    assert r.code == 1, r.err
+    assert "retrying from its last checkpoint" not in r.err  # quiet
+    assert "1 run(s) failed: oadam-seed0 (Ray worker process died)" in r.err and "bench run --resume" in r.err
+    assert user.read_text() != original  # the hooks ran in the workers
     ray_dir = only_run_dir(tmp_path / "ray", "smoke")
+    m = json.loads((ray_dir / "manifest.json").read_text())
+    assert m["status"] == "finished-with-failures" and m["runs"]["sgd-seed0"]["status"] == "finished"
+    assert m["runs"]["oadam-seed0"]["status"] != "finished"
+    user.write_text(original)  # a resume reads the file again: it must be the code the run started with
+    monkeypatch.setattr(hooks, "BEFORE_PAIR", [broken])  # ... and its task trains the text it was sent
+    r = cli("run", "--resume", ray_dir, "--executor", "ray", "--address", address, "--quiet", "--no-report")
+    assert r.code == 0, r.err
     local_dir = only_run_dir(tmp_path / "local", "smoke")
     names = sorted(p.parent.name for p in local_dir.glob("runs/*/metrics.csv"))
     assert names == sorted(p.parent.name for p in ray_dir.glob("runs/*/metrics.csv")) and len(names) == 2

@@ -138,30 +138,23 @@ class Experiment:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("sweep")
-        d["optimizers"] = {
-            o.label: {"type": o.name, **dict(o.params),
-                      **({"generator": dict(o.generator)} if o.generator else {}),
-                      **({"discriminator": dict(o.discriminator)} if o.discriminator else {}),
-                      **({"source": dict(o.source)} if o.source else {})}
-            for o in self.optimizers
-        }
+        d["optimizers"] = {o.label: _entry(o) for o in self.optimizers}
         for section, key, default in (("train", "d_steps", 1), ("train", "update", "alternating"),
                                       ("model", "kind", "dense")):
             if d[section][key] == default:  # defaults stay out: every experiment made before keeps its identity
                 d[section].pop(key)
         return _plain(d)
 
-    def identity(self, optimizer: str | None = None) -> str:
+    def identity(self, optimizer: OptimizerSpec | None = None) -> str:
         """Hash of everything that changes the per-step values of a run.
 
         Step count, intervals and seeds are left out: a 200-step run and the first
-        200 steps of a 5000-step run are the same numbers. With ``optimizer`` (a label), of what one pair
-        with that optimizer trains with: neither the experiment's other optimizers nor the label change any
-        of its values.
+        200 steps of a 5000-step run are the same numbers. With ``optimizer``, of what a pair with that
+        optimizer trains with: neither the experiment's other optimizers nor its label change its values.
         """
         d = self.to_dict()
         if optimizer is not None:
-            d["optimizers"] = [d["optimizers"][optimizer]]
+            d["optimizers"] = {"": _plain(_entry(optimizer))}
         for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "tensorboard"):
             d["train"].pop(k)
         for k in ("name", "description", "seeds", "eval", "compare"):  # they score runs, they do not change them
@@ -175,6 +168,13 @@ class Experiment:
             if o.label == label:
                 return o
         raise KeyError(label)
+
+
+def _entry(o: OptimizerSpec) -> dict[str, Any]:
+    """An optimizer as the configuration records it (under its label)."""
+    return {"type": o.name, **dict(o.params), **({"generator": dict(o.generator)} if o.generator else {}),
+            **({"discriminator": dict(o.discriminator)} if o.discriminator else {}),
+            **({"source": dict(o.source)} if o.source else {})}
 
 
 def _drop_texts(node: Any) -> None:

@@ -339,7 +339,7 @@ class GanTrainer:
         """Become exactly what ``GanTrainer(exp, self.spec, images, seed)`` would be, keeping the traced
         (and XLA-compiled) step: a fresh trainer's initial weights and optimizer slots are copied into
         this one's variables, which the compiled step reads. Saves the trace/compile per seed."""
-        key = (exp.identity(self.spec.label), unlabelled(self.spec), seed)
+        key = (exp.identity(self.spec), unlabelled(self.spec), seed)
         entry = _INITIAL.get(key)
         if entry is not None and (entry[0] is images or np.array_equal(entry[0], images)):
 
@@ -414,7 +414,7 @@ def trainer_for(exp: Experiment, spec: OptimizerSpec, images: np.ndarray, seed: 
     a new one. A checkpoint sets every variable, so it needs no fresh initial state first."""
     # keyed by what the pair trains with: a run of another optimizer list, another length or seeds, or the same
     # optimizer under another label (a sweep's rerun of its best trial) shares the trace
-    key = (exp.identity(spec.label), exp.train.steps_per_call, unlabelled(spec))
+    key = (exp.identity(spec), exp.train.steps_per_call, unlabelled(spec))
     entry = _TRAINERS.get(key)
     if entry is not None and (entry[0] is images or np.array_equal(entry[0], images)):
         _TRAINERS.move_to_end(key)
