@@ -36,7 +36,7 @@ browser:
 # recipe and checks that fresh smoke run against the committed results/baselines/smoke.json.
 # Two pytest workers, each test file on one worker (module fixtures run once): 6.3 instead of 11.5 minutes
 # on 2 cores, since much of a test's time is single-threaded tracing and process start-up. Each worker keeps to
-# its share of the cores (tests/conftest.py): 224-266 s instead of 276-286 s here (this VM's speed varies 10-20%).
+# its share of the cores (tests/conftest.py): 215-230 s here on 2 cores (the VM's speed varies 10-20%).
 # Files are handed out in the order tests/conftest.py sorts them (slow tests' files first), not xdist's own
 # (most tests first), so that the two workers end together.
 test: $(STAMP) browser
